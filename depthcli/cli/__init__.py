@@ -1,0 +1,1 @@
+"""Typer command-line layer: parse, validate, call the Python API, report. No science lives here."""

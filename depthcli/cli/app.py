@@ -1,0 +1,55 @@
+"""The `depthcli` Typer application: registers every subcommand and turns DepthcliError into one line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from depthcli import __version__
+from depthcli.errors import DepthcliError
+
+app = typer.Typer(
+    name="depthcli",
+    help="Monocular depth estimation research suite: synth, cache, pretrain, train, eval, sweep, predict.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"depthcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Monocular depth estimation research suite."""
+
+
+def _register_commands() -> None:
+    """Each CLI module exposes `register(app)`; the order here is the order in `--help`."""
+    command_modules: tuple = ()
+    for module in command_modules:
+        module.register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Console-script entry point: run the app; a DepthcliError becomes one red line and exit status 2."""
+    try:
+        app()
+    except DepthcliError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -1,0 +1,58 @@
+"""The CLI shell: version, one-line errors, size parsing shared by every command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from depthcli import __version__
+from depthcli.atomic import atomic_path, atomic_write_text
+from depthcli.errors import DepthcliError
+from depthcli.sizes import RESOLUTION_LADDER, parse_resolutions, parse_size
+
+
+def test_version_via_module():
+    out = subprocess.run([sys.executable, "-m", "depthcli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"depthcli {__version__}"
+
+
+def test_parse_size_accepts_multiples_of_32():
+    assert parse_size("640x192") == (640, 192)
+    assert parse_size(" 1024X320 ") == (1024, 320)
+
+
+@pytest.mark.parametrize("bad", ["640", "640x190", "0x192", "axb", "640x192x3", "-32x32"])
+def test_parse_size_rejects(bad):
+    with pytest.raises(DepthcliError, match="size"):
+        parse_size(bad)
+
+
+def test_resolution_span_is_the_ladder():
+    assert parse_resolutions("416x128..1024x320") == list(RESOLUTION_LADDER)
+    assert parse_resolutions("1024x320..512x160") == [(512, 160), (640, 192), (832, 256), (1024, 320)]
+    assert parse_resolutions("640x192,1024x320") == [(640, 192), (1024, 320)]
+    with pytest.raises(DepthcliError, match="not on the ladder"):
+        parse_resolutions("448x128..1024x320")
+    with pytest.raises(DepthcliError, match="empty"):
+        parse_resolutions(",")
+
+
+def test_atomic_path_keeps_previous_file_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_path_unwritable_dir_is_user_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(DepthcliError, match="cannot write"):
+        atomic_write_text(blocker / "sub" / "out.txt", "data")

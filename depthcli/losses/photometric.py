@@ -1,0 +1,141 @@
+"""Photometric error (SSIM + L1) and monodepth2's automasked min-reprojection (GUIDE section 2).
+
+`photometric_error` dispatches between the PyTorch reference below and the fused Triton kernel in
+`depthcli.kernels.photometric_triton` (CUDA tensors, unless switched off by
+`set_kernel_enabled(False)` or `DEPTHCLI_DISABLE_TRITON=1`). The reference is the definition; the
+kernel is tested against it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from depthcli.errors import DepthcliError
+from depthcli.kernels import interpreter_enabled, triton_available
+
+SSIM_C1 = 0.01**2
+SSIM_C2 = 0.03**2
+SSIM_WEIGHT = 0.85
+L1_WEIGHT = 0.15
+DISABLE_ENV = "DEPTHCLI_DISABLE_TRITON"
+KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # the kernel computes in float32 either way
+
+_kernel_switch = True
+
+
+class SSIM(nn.Module):
+    """Per-pixel SSIM dissimilarity `clamp((1 - ssim) / 2, 0, 1)` with 3x3 means after reflection padding.
+
+    Same shape as the (B,C,H,W) inputs; monodepth2's definition (C1 = 0.01^2, C2 = 0.03^2).
+    """
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        def mean3x3(t: torch.Tensor) -> torch.Tensor:
+            return F.avg_pool2d(F.pad(t, (1, 1, 1, 1), mode="reflect"), kernel_size=3, stride=1)
+
+        mu_x = mean3x3(x)
+        mu_y = mean3x3(y)
+        sigma_x = mean3x3(x * x) - mu_x * mu_x
+        sigma_y = mean3x3(y * y) - mu_y * mu_y
+        sigma_xy = mean3x3(x * y) - mu_x * mu_y
+        numerator = (2 * mu_x * mu_y + SSIM_C1) * (2 * sigma_xy + SSIM_C2)
+        denominator = (mu_x * mu_x + mu_y * mu_y + SSIM_C1) * (sigma_x + sigma_y + SSIM_C2)
+        return torch.clamp((1 - numerator / denominator) / 2, 0, 1)
+
+
+_ssim = SSIM()
+
+
+def set_kernel_enabled(enabled: bool) -> None:
+    """Global switch for the fused kernel under `use_kernel="auto"` (the trainer's flag maps onto it).
+
+    `DEPTHCLI_DISABLE_TRITON=1` in the environment disables it regardless.
+    """
+    global _kernel_switch
+    _kernel_switch = bool(enabled)
+
+
+def kernel_enabled() -> bool:
+    """Whether "auto" may pick the kernel at all (switch on and the environment does not veto it)."""
+    return _kernel_switch and os.environ.get(DISABLE_ENV, "") != "1"
+
+
+def _kernel_runs_on(tensor: torch.Tensor) -> bool:
+    """The kernel can run here: triton importable and a CUDA tensor, or a CPU tensor under the interpreter."""
+    if not triton_available():
+        return False
+    return tensor.is_cuda or (tensor.device.type == "cpu" and interpreter_enabled())
+
+
+def reference_photometric_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B,1,H,W) map `0.85 * mean_c SSIM(pred, target) + 0.15 * mean_c |pred - target|` in plain torch."""
+    l1 = (pred - target).abs().mean(1, keepdim=True)
+    ssim = _ssim(pred, target).mean(1, keepdim=True)
+    return SSIM_WEIGHT * ssim + L1_WEIGHT * l1
+
+
+def photometric_error(
+    pred: torch.Tensor, target: torch.Tensor, use_kernel: bool | Literal["auto"] = "auto"
+) -> torch.Tensor:
+    """(B,1,H,W) photometric error of (B,C,H,W) `pred` vs `target`, differentiable w.r.t. both.
+
+    use_kernel: "auto" picks the fused Triton kernel for CUDA float32/float16/bfloat16 tensors when
+    triton is importable and `kernel_enabled()`; True forces it (CUDA, or CPU under
+    `TRITON_INTERPRET=1`), raising DepthcliError where it cannot run; False forces the reference.
+    """
+    if use_kernel == "auto":
+        from_kernel = kernel_enabled() and pred.is_cuda and triton_available() and _kernel_dtype_ok(pred, target)
+    elif use_kernel is True:
+        if not _kernel_runs_on(pred):
+            raise DepthcliError(
+                f"photometric_error(use_kernel=True): the Triton kernel cannot run on {pred.device} tensors "
+                "here (needs triton and CUDA, or TRITON_INTERPRET=1 on CPU); use use_kernel='auto' or False"
+            )
+        if not _kernel_dtype_ok(pred, target):
+            raise DepthcliError(
+                f"photometric_error(use_kernel=True): dtypes {pred.dtype}/{target.dtype} unsupported by the kernel; "
+                "use float32, float16 or bfloat16, or use_kernel=False"
+            )
+        from_kernel = True
+    elif use_kernel is False:
+        from_kernel = False
+    else:
+        raise ValueError(f"use_kernel must be 'auto', True or False, got {use_kernel!r}")
+    if from_kernel:
+        from depthcli.kernels.photometric_triton import fused_photometric_error
+
+        return fused_photometric_error(pred, target)
+    return reference_photometric_error(pred, target)
+
+
+def _kernel_dtype_ok(pred: torch.Tensor, target: torch.Tensor) -> bool:
+    return pred.dtype == target.dtype and pred.dtype in KERNEL_DTYPES
+
+
+def min_reprojection_loss(
+    reprojection_errors: torch.Tensor,
+    identity_errors: torch.Tensor | None,
+    tie_noise: float = 1e-5,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel minimum over sources with monodepth2's automasking.
+
+    reprojection_errors: (B,S,H,W) errors of the warped sources; identity_errors: (B,S',H,W) errors of
+    the unwarped sources, or None for plain min-reprojection. N(0,1) * tie_noise is added to the
+    identity errors so that exact ties (static frames) do not always favour one side.
+    Returns (loss_map (B,1,H,W), identity_selected (B,1,H,W) bool: the minimum was an identity entry).
+    """
+    if identity_errors is None:
+        loss_map = reprojection_errors.min(dim=1, keepdim=True).values
+        return loss_map, torch.zeros_like(loss_map, dtype=torch.bool)
+    noise = torch.randn(
+        identity_errors.shape, generator=generator, device=identity_errors.device, dtype=identity_errors.dtype
+    )
+    candidates = torch.cat([identity_errors + noise * tie_noise, reprojection_errors], dim=1)
+    loss_map, index = candidates.min(dim=1, keepdim=True)
+    return loss_map, index < identity_errors.shape[1]

@@ -1,0 +1,109 @@
+"""`depthcli predict`: colour-mapped disparity, raw disparity and metric depth for images and videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from depthcli.predict import OUTPUT_SUFFIXES, parse_save, predict
+from depthcli.sizes import parse_size
+
+_KIND_NAMES = {"png": "colour-mapped disparity PNGs", "npy": "raw disparity .npy", "depth16": "16-bit depth PNGs"}
+
+
+def predict_command(
+    inputs: list[str] = typer.Argument(
+        ..., metavar="INPUT...", help="Image files, folders, globs (quoted) or video files (.mp4, .avi, ...)."
+    ),
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="depthcli depth checkpoint (.ckpt)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder; names mirror the inputs' names."),
+    size: str | None = typer.Option(
+        None, "--size", help="Network input WxH (multiples of 32); default: the checkpoint's training size."
+    ),
+    save: str | None = typer.Option(
+        None,
+        "--save",
+        help="Comma list of png (colour disparity at input size), npy (raw sigmoid disparity at network "
+        "size), depth16 (metric depth PNG, metres x 256). Default: png,npy, plus depth16 with --scale-factor.",
+    ),
+    colormap: str = typer.Option("magma", "--colormap", help="matplotlib colormap for the PNGs."),
+    batch_size: int = typer.Option(4, "--batch-size", "-b", min=1, help="Images per forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    scale_factor: float | None = typer.Option(
+        None,
+        "--scale-factor",
+        help="Metric scale for depth16: depth in metres = F x depth from disp_to_depth (min/max depth of the "
+        "checkpoint). Monocular nets predict depth only up to scale: take F from e.g. the median GT/pred "
+        "ratio of `depthcli eval` (stereo-trained monodepth2: 5.4).",
+    ),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Look into subfolders of folder inputs."),
+    every: int = typer.Option(1, "--every", min=1, help="For videos: predict every N-th frame only."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that already exist."),
+) -> None:
+    """Predict depth for images, folders, globs and videos with a trained checkpoint.
+
+    Per image: NAME_disp.png (colour-mapped, at the input's size) and NAME_disp.npy (network size).
+
+    With --scale-factor also NAME_depth.png (uint16, metres x 256). Video frames: VIDEO/000123_*.
+
+    Unreadable inputs are listed at the end; the exit status is then 1.
+    """
+    console = Console()
+    network_size = parse_size(size) if size is not None else None
+    kinds = parse_save(save, scale_factor)
+    progress = Progress(
+        TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+    )
+    task = None
+
+    def on_start(total: int) -> None:
+        nonlocal task
+        console.print(f"predicting {total} input(s) into [bold]{escape(str(out))}[/]", soft_wrap=True)
+        task = progress.add_task("predict", total=total)
+        progress.start()
+
+    def on_progress(count: int) -> None:
+        progress.advance(task, count)
+
+    try:
+        result = predict(
+            inputs,
+            checkpoint,
+            out,
+            size=network_size,
+            save=kinds,
+            colormap=colormap,
+            batch_size=batch_size,
+            device=device,
+            scale_factor=scale_factor,
+            recursive=recursive,
+            every=every,
+            overwrite=overwrite,
+            on_start=on_start,
+            on_progress=on_progress,
+        )
+    finally:
+        if task is not None:
+            progress.stop()
+    console.print(
+        f"predicted {result.frames_done} image(s) into [bold]{escape(str(result.out_dir))}[/]", soft_wrap=True
+    )
+    for kind, paths in result.written.items():
+        if paths:
+            console.print(
+                f"  {len(paths)} {_KIND_NAMES[kind]} (*{OUTPUT_SUFFIXES[kind]}), e.g. {escape(str(paths[0]))}",
+                soft_wrap=True,
+            )
+    if result.failures:
+        console.print(f"[bold red]{len(result.failures)} input(s) failed and were skipped:[/]")
+        for label, reason in result.failures:
+            console.print(f"  {escape(label)}: {escape(reason)}", soft_wrap=True)
+        raise typer.Exit(code=1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict_command)

@@ -1,0 +1,82 @@
+"""`depthcli weights import|info`: bring reference releases in, and show what a checkpoint holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from depthcli.engine.checkpoint import load_checkpoint
+from depthcli.weights_import import PROJECTS, import_to_checkpoint
+
+weights_app = typer.Typer(help="Import reference checkpoints and inspect depthcli checkpoints.", no_args_is_help=True)
+
+_HEADER_KEYS = ("format", "version", "kind")
+_MAX_VALUE_CHARS = 120
+
+
+@weights_app.command("import")
+def import_command(
+    project: str = typer.Argument(..., metavar="PROJECT", help=f"Reference project: {', '.join(PROJECTS)}."),
+    src_dir: Path = typer.Argument(..., metavar="SRC_DIR", help="Release folder holding encoder.pth and depth.pth."),
+    out: Path = typer.Option(..., "--out", "-o", help="depthcli checkpoint to write (.ckpt)."),
+) -> None:
+    """Convert a reference release folder (encoder.pth, depth.pth) into a depthcli checkpoint."""
+    path, payload = import_to_checkpoint(project, src_dir, out)
+    config = payload["config"]
+    console = Console()
+    console.print(
+        f"imported {escape(project)} weights from {escape(str(src_dir))} "
+        f"(trained at {config['size'][0]}x{config['size'][1]}) into [bold]{escape(str(path))}[/]"
+    )
+    if payload["ignored_files"]:
+        console.print(f"  not imported (pose net): {', '.join(payload['ignored_files'])}")
+    console.print(f"  use it: depthcli predict IMAGES --checkpoint {escape(str(path))} --out DIR")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"tensor {tuple(value.shape)}" if value.numel() > 1 else str(value.item())
+    if isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
+        params = sum(v.numel() for v in value.values() if v.is_floating_point())
+        return f"{len(value)} tensors, {params / 1e6:.2f} M values"
+    text = str(value)
+    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 3] + "..."
+
+
+def _rows(prefix: str, value: Any) -> list[tuple[str, str]]:
+    """Flatten nested plain dicts (config, metrics) into `a.b` rows; state dicts stay one row."""
+    if isinstance(value, dict) and value and not all(isinstance(v, torch.Tensor) for v in value.values()):
+        return [row for key, inner in value.items() for row in _rows(f"{prefix}.{key}" if prefix else str(key), inner)]
+    return [(prefix, _describe(value))]
+
+
+def checkpoint_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, value) rows: header first, then config, then everything else the checkpoint holds."""
+    rows = [(key, str(payload[key])) for key in _HEADER_KEYS if key in payload]
+    rows += _rows("config", payload.get("config", {}))
+    for key, value in payload.items():
+        if key not in _HEADER_KEYS and key != "config":
+            rows += _rows(str(key), value)
+    return rows
+
+
+@weights_app.command("info")
+def info_command(checkpoint: Path = typer.Argument(..., metavar="CKPT", help="depthcli checkpoint.")) -> None:
+    """Show what a checkpoint holds: net, size, config, training steps, metrics."""
+    payload = load_checkpoint(checkpoint)
+    table = Table(title=escape(str(checkpoint)), show_lines=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for field, value in checkpoint_rows(payload):
+        table.add_row(escape(field), escape(value))
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(weights_app, name="weights")

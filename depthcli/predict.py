@@ -1,0 +1,378 @@
+"""Run a trained depth net over images, folders, globs and videos and write what users look at.
+
+Per frame: a colour-mapped disparity PNG at the input's own size, the raw sigmoid disparity `.npy`
+at network resolution, and optionally metric depth as a 16-bit PNG. Output names mirror input
+names; unreadable inputs are collected and reported, never allowed to stop the good ones.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+import torch
+
+from depthcli.atomic import atomic_write_bytes
+from depthcli.data.images import read_rgb
+from depthcli.engine.checkpoint import load_depth_model
+from depthcli.errors import DepthcliError
+from depthcli.geometry import disp_to_depth
+from depthcli.inference import image_to_tensor, resize_images, run_depth_net
+from depthcli.nets import check_input_size
+from depthcli.visualize import colorize_disparity, colormap_lut
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
+# What each `--save` kind writes, as a suffix appended to the input's stem.
+OUTPUT_SUFFIXES = {"png": "_disp.png", "npy": "_disp.npy", "depth16": "_depth.png"}
+DEFAULT_SAVE = ("png", "npy")
+# 16-bit depth PNGs store metres x 256 (the KITTI depth benchmark convention): 1/256 m steps, max 255.99 m.
+DEPTH16_SCALE = 256.0
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class InputFrame:
+    """One image to predict: a still image file, or frame `frame_index` of a video file."""
+
+    source: Path
+    frame_index: int | None
+    out_stem: PurePosixPath  # relative to the output folder, without suffix: "sub/img" or "clip/000010"
+
+    @property
+    def label(self) -> str:
+        return str(self.source) if self.frame_index is None else f"{self.source} (frame {self.frame_index})"
+
+
+@dataclass
+class PredictOptions:
+    """Everything `predict` needs besides the model and the inputs (one object per job)."""
+
+    size: tuple[int, int]
+    save: tuple[str, ...] = DEFAULT_SAVE
+    colormap: str = "magma"
+    batch_size: int = 4
+    scale_factor: float | None = None
+    min_depth: float = 0.1
+    max_depth: float = 100.0
+
+
+@dataclass
+class PredictResult:
+    """What was written where, and which inputs failed (label, reason)."""
+
+    out_dir: Path
+    frames_done: int = 0
+    written: dict[str, list[Path]] = field(default_factory=dict)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def parse_save(text: str | None, scale_factor: float | None) -> tuple[str, ...]:
+    """`"png,npy,depth16"` -> kinds; default png+npy, plus depth16 when a scale factor is given."""
+    if text is None:
+        return DEFAULT_SAVE + (("depth16",) if scale_factor is not None else ())
+    kinds = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [kind for kind in kinds if kind not in OUTPUT_SUFFIXES]
+    if unknown or not kinds:
+        raise DepthcliError(f"--save {text!r}: choose a comma list of {', '.join(OUTPUT_SUFFIXES)}")
+    if "depth16" in kinds and scale_factor is None:
+        raise DepthcliError(
+            "--save depth16 needs --scale-factor F (metric depth = F x the network's relative depth); "
+            "without a known scale only disparity can be saved"
+        )
+    return kinds
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when present; asking for CUDA without it is a user error, not a crash."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DepthcliError("--device cuda: no CUDA device is available; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise DepthcliError(f"--device {name!r}: choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def plan_inputs(
+    inputs: Sequence[str | os.PathLike], recursive: bool = False, every: int = 1, exclude: Path | None = None
+) -> tuple[list[InputFrame], list[tuple[str, str]]]:
+    """Expand files, folders, globs and videos into frames with unique output stems.
+
+    Returns `(frames, failures)`; a video that cannot be opened is a failure, not an error, so that
+    the rest still runs. Paths under `exclude` (the output folder) are skipped, so re-running into a
+    folder inside the input does not predict on its own outputs.
+    """
+    if every < 1:
+        raise DepthcliError(f"--every {every}: must be 1 or more")
+    if not inputs:
+        raise DepthcliError("no INPUT given; pass image files, folders, globs or videos")
+    frames: list[InputFrame] = []
+    failures: list[tuple[str, str]] = []
+    for text in inputs:
+        for path, rel in _expand_input(str(text), recursive, exclude):
+            if path.suffix.lower() in VIDEO_SUFFIXES:
+                video_frames, problem = _plan_video(path, rel, every)
+                frames.extend(video_frames)
+                if problem:
+                    failures.append((str(path), problem))
+            else:
+                frames.append(InputFrame(path, None, rel.with_suffix("")))
+    _check_unique_stems(frames)
+    return frames, failures
+
+
+def _expand_input(text: str, recursive: bool, exclude: Path | None) -> list[tuple[Path, PurePosixPath]]:
+    """One INPUT -> (file, output-relative path) pairs; folders keep their inner structure."""
+    path = Path(text)
+    if not path.exists() and _GLOB_CHARS & set(text):
+        matches = sorted(glob.glob(text, recursive=True))
+        if not matches:
+            raise DepthcliError(f"input pattern {text!r} matches nothing; check the quoting and the path")
+        return [pair for match in matches for pair in _expand_input(match, recursive, exclude)]
+    if path.is_file():
+        return [(path, PurePosixPath(path.name))]
+    if not path.is_dir():
+        raise DepthcliError(f"input {text} does not exist; give image files, folders, globs or videos")
+    pattern = "**/*" if recursive else "*"
+    excluded = exclude.resolve() if exclude is not None else None
+    files = []
+    for child in sorted(path.glob(pattern)):
+        rel = child.relative_to(path)
+        if not child.is_file() or any(part.startswith(".") for part in rel.parts):
+            continue
+        if excluded is not None and child.resolve().is_relative_to(excluded):
+            continue
+        files.append((child, PurePosixPath(rel.as_posix())))
+    if not files:
+        hint = "" if recursive else " (use --recursive to look into subfolders)"
+        raise DepthcliError(f"input folder {path} holds no files{hint}")
+    return files
+
+
+def _plan_video(path: Path, rel: PurePosixPath, every: int) -> tuple[list[InputFrame], str | None]:
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            return [], "cannot be opened as a video"
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        if count <= 0:  # some containers do not store it: count by decoding headers
+            count = 0
+            while capture.grab():
+                count += 1
+    finally:
+        capture.release()
+    if count == 0:
+        return [], "video holds no frames"
+    folder = rel.with_suffix("")
+    return [InputFrame(path, index, folder / f"{index:06d}") for index in range(0, count, every)], None
+
+
+def _check_unique_stems(frames: list[InputFrame]) -> None:
+    seen: dict[PurePosixPath, InputFrame] = {}
+    for frame in frames:
+        other = seen.setdefault(frame.out_stem, frame)
+        if other is not frame:
+            raise DepthcliError(
+                f"inputs {other.label} and {frame.label} would both write {frame.out_stem}_*; "
+                "rename one or predict them into different --out folders"
+            )
+
+
+def output_paths(frame: InputFrame, out_dir: Path, save: Sequence[str]) -> dict[str, Path]:
+    """Where each saved kind of `frame` goes."""
+    return {kind: out_dir / f"{frame.out_stem}{OUTPUT_SUFFIXES[kind]}" for kind in save}
+
+
+def ensure_writable(out_dir: Path) -> None:
+    """Fail before any work when the output folder cannot be created or written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise DepthcliError(f"output folder {out_dir} is not writable ({exc.strerror}); choose another --out") from None
+
+
+def check_existing(frames: Sequence[InputFrame], out_dir: Path, save: Sequence[str]) -> None:
+    """Refuse to overwrite silently: name the first existing output and how many there are."""
+    existing = [path for frame in frames for path in output_paths(frame, out_dir, save).values() if path.exists()]
+    if existing:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise DepthcliError(f"output {existing[0]} already exists{more}; pass --overwrite to replace it")
+
+
+def iter_images(frames: Sequence[InputFrame]) -> Iterator[tuple[InputFrame, np.ndarray | None, str | None]]:
+    """Yield `(frame, rgb, None)` or `(frame, None, reason)` in order; videos are decoded sequentially."""
+    start = 0
+    while start < len(frames):
+        frame = frames[start]
+        if frame.frame_index is None:
+            try:
+                yield frame, read_rgb(frame.source), None
+            except DepthcliError as exc:
+                suffix = frame.source.suffix.lower()
+                not_image = suffix not in IMAGE_SUFFIXES
+                yield frame, None, f"not an image file ({suffix or 'no suffix'})" if not_image else str(exc)
+            start += 1
+            continue
+        stop = start
+        while stop < len(frames) and frames[stop].source == frame.source and frames[stop].frame_index is not None:
+            stop += 1
+        yield from _iter_video(frames[start:stop])
+        start = stop
+
+
+def _iter_video(frames: Sequence[InputFrame]) -> Iterator[tuple[InputFrame, np.ndarray | None, str | None]]:
+    wanted = {frame.frame_index: frame for frame in frames}
+    capture = cv2.VideoCapture(str(frames[0].source))
+    index = 0
+    try:
+        while wanted and capture.grab():
+            frame = wanted.pop(index, None)
+            if frame is not None:
+                ok, bgr = capture.retrieve()
+                if ok and bgr is not None:
+                    yield frame, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None
+                else:
+                    yield frame, None, "frame cannot be decoded"
+            index += 1
+    finally:
+        capture.release()
+    for frame in wanted.values():
+        yield frame, None, "video ended before this frame"
+
+
+def predict_frames(
+    model: torch.nn.Module,
+    frames: Sequence[InputFrame],
+    out_dir: Path,
+    options: PredictOptions,
+    on_progress: Callable[[int], None] | None = None,
+) -> PredictResult:
+    """Predict every frame in batches on the model's device and write its outputs.
+
+    `on_progress(n)` is called after every n frames handled (written or failed).
+    """
+    result = PredictResult(out_dir=out_dir, written={kind: [] for kind in options.save})
+    batch: list[tuple[InputFrame, np.ndarray]] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        # resized one by one (sizes may differ) exactly as `eval` resizes, then run as one batch
+        tensor = torch.cat([resize_images(image_to_tensor(rgb)[None], options.size) for _, rgb in batch])
+        disps = run_depth_net(model, tensor, options.size)
+        disps = disps[:, 0].float().cpu().numpy()
+        for (frame, rgb), disp in zip(batch, disps, strict=True):
+            for kind, path in write_outputs(frame, rgb.shape[:2], disp, out_dir, options).items():
+                result.written[kind].append(path)
+        result.frames_done += len(batch)
+        if on_progress is not None:
+            on_progress(len(batch))
+        batch.clear()
+
+    for frame, rgb, problem in iter_images(frames):
+        if rgb is None:
+            result.failures.append((frame.label, problem or "unreadable"))
+            if on_progress is not None:
+                on_progress(1)
+            continue
+        batch.append((frame, rgb))
+        if len(batch) >= options.batch_size:
+            flush()
+    flush()
+    return result
+
+
+def write_outputs(
+    frame: InputFrame, original_hw: tuple[int, int], disp: np.ndarray, out_dir: Path, options: PredictOptions
+) -> dict[str, Path]:
+    """Write one frame's outputs from its network-resolution disparity `disp` (h, w)."""
+    paths = output_paths(frame, out_dir, options.save)
+    height, width = original_hw
+    disp = np.ascontiguousarray(disp, dtype=np.float32)
+    full = cv2.resize(disp, (width, height), interpolation=cv2.INTER_LINEAR)
+    for kind, path in paths.items():
+        if kind == "npy":
+            buffer = io.BytesIO()
+            np.save(buffer, disp)
+            atomic_write_bytes(path, buffer.getvalue())
+        elif kind == "png":
+            rgb = colorize_disparity(full, options.colormap)
+            atomic_write_bytes(path, _encode_png(np.ascontiguousarray(rgb[:, :, ::-1])))
+        else:  # depth16
+            _, depth = disp_to_depth(full.astype(np.float64), options.min_depth, options.max_depth)
+            metric = depth * options.scale_factor * DEPTH16_SCALE
+            atomic_write_bytes(path, _encode_png(np.clip(np.rint(metric), 0, 65535).astype(np.uint16)))
+    return paths
+
+
+def _encode_png(image: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise RuntimeError("OpenCV failed to encode a PNG")
+    return encoded.tobytes()
+
+
+def predict(
+    inputs: Sequence[str | os.PathLike],
+    checkpoint: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    size: tuple[int, int] | None = None,
+    save: Sequence[str] | None = None,
+    colormap: str = "magma",
+    batch_size: int = 4,
+    device: str = "auto",
+    scale_factor: float | None = None,
+    recursive: bool = False,
+    every: int = 1,
+    overwrite: bool = False,
+    on_start: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> PredictResult:
+    """The whole job, as `depthcli predict` runs it. Every check happens before the first prediction.
+
+    `size` defaults to the checkpoint's training size; `on_start(total)` is called once the inputs
+    are planned (total = frames + inputs that already failed).
+    """
+    out_dir = Path(out_dir)
+    if batch_size < 1:
+        raise DepthcliError(f"--batch-size {batch_size}: must be 1 or more")
+    if scale_factor is not None and not scale_factor > 0:
+        raise DepthcliError(f"--scale-factor {scale_factor}: must be positive")
+    kinds = parse_save(None if save is None else ",".join(save), scale_factor)
+    if "png" in kinds:
+        colormap_lut(colormap)  # an unknown colormap fails now, not once per image
+    if size is not None:
+        check_input_size(*size)
+    torch_device = resolve_device(device)
+    frames, failures = plan_inputs(inputs, recursive=recursive, every=every, exclude=out_dir)
+    if not overwrite:
+        check_existing(frames, out_dir, kinds)
+    model, config = load_depth_model(checkpoint, device=torch_device)
+    ensure_writable(out_dir)
+    options = PredictOptions(
+        size=tuple(size) if size is not None else tuple(config["size"]),
+        save=kinds,
+        colormap=colormap,
+        batch_size=batch_size,
+        scale_factor=scale_factor,
+        min_depth=float(config["min_depth"]),
+        max_depth=float(config["max_depth"]),
+    )
+    if on_start is not None:
+        on_start(len(frames) + len(failures))
+    if on_progress is not None and failures:
+        on_progress(len(failures))
+    result = predict_frames(model, frames, out_dir, options, on_progress=on_progress)
+    result.failures = failures + result.failures
+    return result

@@ -1,0 +1,155 @@
+"""torch Datasets over a depthcli HDF5 cache, returning the sample dicts of docs/architecture.md.
+
+The HDF5 handle is opened on first use in the process that reads (each DataLoader worker opens its
+own after the fork; h5py handles neither pickle nor survive a fork). The small tables (frame
+indices, sizes, intrinsics, split) are read once at construction and shared as numpy arrays.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from depthcli.data.augment import augment_sample
+from depthcli.data.cache import open_cache
+from depthcli.errors import DepthcliError
+from depthcli.geometry import intrinsics_from_normalised
+
+Transform = Callable[[dict], dict]
+
+
+class _CachedDataset(Dataset):
+    """Lazy per-process HDF5 handle plus the common sample assembly."""
+
+    dataset_name = ""
+
+    def __init__(self, path: str | os.PathLike, augment: bool, transform: Transform | None):
+        self.path = Path(path)
+        self.augment = augment
+        self.transform = transform
+        self._handle: h5py.File | None = None
+        self._handle_pid: int | None = None
+        with open_cache(self.path) as handle:
+            if handle.attrs.get("dataset") != self.dataset_name:
+                raise DepthcliError(
+                    f"cache {self.path} holds {handle.attrs.get('dataset')!r} data, not {self.dataset_name!r}"
+                )
+            if not handle.attrs.get("complete"):
+                raise DepthcliError(f"cache {self.path} is incomplete; rerun `depthcli cache build` to finish it")
+            self.frame_hw = handle["frames/hw"][()]
+            self._read_tables(handle)
+
+    def _read_tables(self, handle: h5py.File) -> None:
+        raise NotImplementedError
+
+    def _file(self) -> h5py.File:
+        if self._handle is None or self._handle_pid != os.getpid():
+            self._handle = h5py.File(self.path, "r")
+            self._handle_pid = os.getpid()
+        return self._handle
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_handle"], state["_handle_pid"] = None, None
+        return state
+
+    def _image(self, frame: int) -> torch.Tensor:
+        height, width = self.frame_hw[frame]
+        pixels = self._file()["frames/rgb"][frame, :height, :width]
+        # contiguous (3,H,W): a permuted view would make the DataLoader's collate copy slowly
+        return (
+            torch.from_numpy(pixels)
+            .permute(2, 0, 1)
+            .to(torch.float32, memory_format=torch.contiguous_format)
+            .div_(255.0)
+        )
+
+    def _finish(self, sample: dict, K_norm: np.ndarray, index: int) -> dict:
+        height, width = sample[("color", 0, 0)].shape[-2:]
+        K = intrinsics_from_normalised(torch.from_numpy(K_norm), width, height).float()
+        sample[("K", 0)] = K
+        sample[("inv_K", 0)] = torch.linalg.inv(K)
+        sample["index"] = index
+        if self.augment:
+            sample = augment_sample(sample)
+        else:
+            sample.update({("color_aug", *key[1:]): value for key, value in sample.items() if key[0:1] == ("color",)})
+        return self.transform(sample) if self.transform is not None else sample
+
+
+class CachedKittiDataset(_CachedDataset):
+    """KITTI samples from a cache: frames at `frame_ids` offsets, K, and depth_gt for eval caches."""
+
+    dataset_name = "kitti"
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        frame_ids: tuple[int, ...] = (0, -1, 1),
+        augment: bool = False,
+        transform: Transform | None = None,
+    ):
+        self.frame_ids = tuple(frame_ids)
+        super().__init__(path, augment, transform)
+
+    def _read_tables(self, handle: h5py.File) -> None:
+        offsets = [int(o) for o in handle["samples/frames"].attrs["offsets"]]
+        missing = [f for f in self.frame_ids if f not in offsets]
+        if missing:
+            raise DepthcliError(
+                f"cache {self.path} stores frame offsets {offsets}, not {missing}; "
+                "build a training cache (with --size) for neighbour frames"
+            )
+        columns = [offsets.index(f) for f in self.frame_ids]
+        self.sample_frames = handle["samples/frames"][()][:, columns]
+        self.K_norm = handle["samples/K"][()]
+        self.gt_hw = handle["samples/gt_hw"][()] if "samples/depth_gt" in handle else None
+
+    def __len__(self) -> int:
+        return len(self.sample_frames)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = {
+            ("color", f, 0): self._image(frame)
+            for f, frame in zip(self.frame_ids, self.sample_frames[index], strict=True)
+        }
+        if self.gt_hw is not None:
+            height, width = self.gt_hw[index]
+            depth = self._file()["samples/depth_gt"][index, :height, :width]
+            sample["depth_gt"] = torch.from_numpy(depth)[None]
+        return self._finish(sample, self.K_norm[index], index)
+
+
+class CachedNyuDataset(_CachedDataset):
+    """NYU frames of one split ("train", "test" or "all") from a cache, with dense depth_gt."""
+
+    dataset_name = "nyu"
+
+    def __init__(
+        self, path: str | os.PathLike, split: str = "train", augment: bool = False, transform: Transform | None = None
+    ):
+        self.split = split
+        super().__init__(path, augment, transform)
+
+    def _read_tables(self, handle: h5py.File) -> None:
+        available = list(handle["split"])
+        if self.split not in available:
+            raise DepthcliError(f"cache {self.path} has no split {self.split!r}; it has {', '.join(available)}")
+        self.frames = handle["split"][self.split][()]
+        self.K_norm = handle.attrs["K"].astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int) -> dict:
+        frame = int(self.frames[index])
+        height, width = self.frame_hw[frame]
+        depth = self._file()["frames/depth"][frame, :height, :width]
+        sample = {("color", 0, 0): self._image(frame), "depth_gt": torch.from_numpy(depth)[None]}
+        return self._finish(sample, self.K_norm, index)

@@ -31,3 +31,30 @@ def nyu_real_sample() -> Path:
     if not root.is_dir():
         pytest.fail(f"real NYU sample missing at {root}; set DEPTHCLI_SHARED_DATA")
     return root
+
+
+# Synthetic worlds (depthcli.synth), built once per test session for any test that needs exact depth.
+SYNTHETIC_KITTI_SIZE = (416, 128)
+SYNTHETIC_KITTI_FRAMES = 12
+SYNTHETIC_NYU_SIZE = (160, 120)
+SYNTHETIC_NYU_FRAMES = 8
+
+
+@pytest.fixture(scope="session")
+def synthetic_kitti(tmp_path_factory) -> Path:
+    """A KITTI raw root: 1 drive x 12 frames at 416x128, calib, velodyne, depth_true/, split files."""
+    from depthcli.synth import synth_kitti
+
+    root = tmp_path_factory.mktemp("synthetic_kitti")
+    synth_kitti(root, frames=SYNTHETIC_KITTI_FRAMES, drives=1, size=SYNTHETIC_KITTI_SIZE, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_nyu(tmp_path_factory) -> Path:
+    """A folder with nyu_depth_v2_labeled.mat (8 views at 160x120, exact depths) and splits.mat."""
+    from depthcli.synth import synth_nyu
+
+    root = tmp_path_factory.mktemp("synthetic_nyu")
+    synth_nyu(root, frames=SYNTHETIC_NYU_FRAMES, size=SYNTHETIC_NYU_SIZE, seed=0)
+    return root

@@ -1,0 +1,217 @@
+"""`synth kitti|nyu`: render the worlds and write them in the real KITTI raw / NYU layouts.
+
+KITTI output (ROOT = out):
+- `DATE/calib_cam_to_cam.txt`, `DATE/calib_velo_to_cam.txt` (KITTI syntax, rig scaled to `size`);
+- `DATE/DATE_drive_XXXX_sync/image_02/data/%010d.png`, `velodyne_points/data/%010d.bin`, both with
+  `timestamps.txt` (10 Hz); with `stereo`, `image_03/data/%010d.png` too (the right camera);
+- sidecars, not part of KITTI: `depth_true/data/%010d.npy` (dense camera-z depth in metres, float32,
+  0 = sky) and `poses_true.txt` (one line per frame: world_from_camera-2, 3x4 row-major, as KITTI
+  odometry poses);
+- `train_files.txt`, `val_files.txt`, `test_files.txt` (`folder frame l`). Train/val hold only frames
+  with both neighbours (every 10th candidate goes to val); the test split is the whole last drive,
+  or with a single drive the last fifth of its frames (kept apart: train/val neighbours stop before it).
+
+NYU output: `nyu_depth_v2_labeled.mat` (v7.3 HDF5: `images`, `depths` exact, `rawDepths` Kinect-like)
+and `splits.mat`; the test split is whole rooms (the last ~40%), so test views are of unseen rooms.
+The exact `depths` are the dense truth, so there is no separate sidecar for NYU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from depthcli.errors import DepthcliError
+from depthcli.synth import kitti_world, nyu_world, writers
+from depthcli.synth.scene import render_view
+
+KITTI_DATE = "2000_01_01"
+VIEWS_PER_ROOM = 4
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SynthSummary:
+    root: Path
+    frames: int
+    files: tuple[Path, ...]  # the split / index files a user opens next
+
+
+def drive_folder(drive: int) -> str:
+    return f"{KITTI_DATE}/{KITTI_DATE}_drive_{drive + 1:04d}_sync"
+
+
+def _check_args(frames: int, size: tuple[int, int], minimum_frames: int) -> None:
+    if frames < minimum_frames:
+        raise DepthcliError(f"--frames {frames}: need at least {minimum_frames} frames")
+    if size[0] < 8 or size[1] < 8:
+        raise DepthcliError(f"--size {size[0]}x{size[1]} is too small; use at least 8x8")
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DepthcliError(
+            f"cannot create output directory {out}: {exc.strerror}; choose a writable location"
+        ) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise DepthcliError(f"output directory {out} is not writable; choose a writable location")
+
+
+@lru_cache(maxsize=4)
+def _drive(seed: int, drive: int, frames: int) -> tuple:
+    """The street and trajectory of one drive (rebuilt identically in each worker process)."""
+    rng = np.random.default_rng([seed, drive])
+    road_half = rng.uniform(4.5, 6.0)
+    poses = kitti_world.trajectory(rng, frames, road_half)
+    world = kitti_world.make_street(rng, road_half, float(np.linalg.norm(poses[-1, :3, 3] - poses[0, :3, 3])))
+    return world, poses
+
+
+def _kitti_frame(job: tuple) -> int:
+    out, seed, drive, frames, frame, size, stereo = job
+    world, poses = _drive(seed, drive, frames)
+    rig = kitti_world.make_rig(size)
+    folder = Path(out) / drive_folder(drive)
+    rgb, depth = render_view(world, rig.K, size, poses[frame])
+    points = kitti_world.velodyne_scan(world, poses[frame] @ rig.cam2_from_velo)
+    name = f"{frame:010d}"
+    if stereo:
+        right, _ = render_view(world, rig.K, size, poses[frame] @ np.linalg.inv(rig.cam3_from_cam2))
+        writers.write_png(folder / "image_03" / "data" / f"{name}.png", right)
+    writers.write_png(folder / "image_02" / "data" / f"{name}.png", rgb)
+    writers.write_npy(folder / "depth_true" / "data" / f"{name}.npy", depth)
+    writers.write_velodyne(folder / "velodyne_points" / "data" / f"{name}.bin", points)
+    return frame
+
+
+def _counted(items, total: int, progress: Progress | None):
+    """Pass items through, reporting progress after each."""
+    for done, item in enumerate(items, start=1):
+        yield item
+        if progress is not None:
+            progress(done, total)
+
+
+@contextlib.contextmanager
+def _mapped(work: Callable, jobs: list, workers: int):
+    """`work` over `jobs`, results in job order: inline, or on `workers` forked processes."""
+    pool = multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) if workers > 1 else None
+    try:
+        yield pool.imap(work, jobs) if pool is not None else map(work, jobs)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def kitti_splits(drives: int, frames: int) -> dict[str, list[tuple[int, int]]]:
+    """{'train'|'val'|'test': [(drive, frame), ...]} as described in the module docstring."""
+    splits: dict[str, list[tuple[int, int]]] = {"train": [], "val": [], "test": []}
+    if drives > 1:
+        test_drives, test_start = [drives - 1], 0
+        train_drives, train_end = range(drives - 1), frames - 1
+    else:
+        test_start = frames - max(1, frames // 5)
+        test_drives, train_drives, train_end = [0], [0], test_start - 1
+    for drive in train_drives:
+        for number, frame in enumerate(range(1, train_end)):
+            splits["val" if number % 10 == 5 else "train"].append((drive, frame))
+    for drive in test_drives:
+        splits["test"] += [(drive, frame) for frame in range(test_start, frames)]
+    return splits
+
+
+def synth_kitti(
+    out: str | os.PathLike,
+    frames: int = 100,
+    drives: int = 1,
+    size: tuple[int, int] = kitti_world.FULL_SIZE,
+    seed: int = 0,
+    workers: int = 2,
+    progress: Progress | None = None,
+    stereo: bool = False,
+) -> SynthSummary:
+    """Render `drives` drives of `frames` frames each into `out` in the KITTI raw layout
+    (`stereo`: also the right camera `image_03`, 0.53 m to the right, doubling the render time)."""
+    out = Path(out)
+    _check_args(frames, size, 5)
+    if drives < 1:
+        raise DepthcliError(f"--drives {drives}: need at least 1 drive")
+    _check_writable(out)
+    rig = kitti_world.make_rig(size)
+    writers.write_text(out / KITTI_DATE / "calib_cam_to_cam.txt", rig.cam_to_cam_text)
+    writers.write_text(out / KITTI_DATE / "calib_velo_to_cam.txt", rig.velo_to_cam_text)
+    stamps = writers.kitti_timestamps(frames, kitti_world.FRAME_RATE)
+    for drive in range(drives):
+        folder = out / drive_folder(drive)
+        for sensor in ("image_02", "velodyne_points") + (("image_03",) if stereo else ()):
+            writers.write_text(folder / sensor / "timestamps.txt", stamps)
+        poses = _drive(seed, drive, frames)[1]
+        lines = [" ".join(f"{v:.9e}" for v in pose[:3].ravel()) for pose in poses]
+        writers.write_text(folder / "poses_true.txt", "\n".join(lines) + "\n")
+    jobs = [(str(out), seed, d, frames, f, tuple(size), stereo) for d in range(drives) for f in range(frames)]
+    with _mapped(_kitti_frame, jobs, workers) as results:
+        for _ in _counted(results, len(jobs), progress):
+            pass
+    files = []
+    for name, entries in kitti_splits(drives, frames).items():
+        path = out / f"{name}_files.txt"
+        writers.write_text(path, "".join(f"{drive_folder(d)} {f} l\n" for d, f in entries))
+        files.append(path)
+    return SynthSummary(out, drives * frames, tuple(files))
+
+
+def _nyu_view(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    seed, index, size = job
+    room = index // VIEWS_PER_ROOM
+    world = _room(seed, room)
+    rng = np.random.default_rng([seed, room, index])
+    pose = nyu_world.camera_pose(rng, world)
+    K = nyu_world.intrinsics_for(size)
+    rgb, depth = render_view(world, K, size, pose)
+    return rgb, depth, nyu_world.kinect_raw_depth(depth, rng, K[0, 0])
+
+
+@lru_cache(maxsize=2)
+def _room(seed: int, room: int):
+    return nyu_world.make_room(np.random.default_rng([seed, room, 1 << 20]))
+
+
+def nyu_split(frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-based (train, test) indices: whole rooms, the last ~40% of rooms (at least one) for test."""
+    rooms = -(-frames // VIEWS_PER_ROOM)
+    test_rooms = max(1, round(0.4 * rooms)) if rooms > 1 else 0
+    first_test = (rooms - test_rooms) * VIEWS_PER_ROOM
+    indices = np.arange(frames)
+    if rooms == 1:  # a single room: hold out its last view
+        first_test = frames - 1
+    return indices[:first_test], indices[first_test:]
+
+
+def synth_nyu(
+    out: str | os.PathLike,
+    frames: int = 64,
+    size: tuple[int, int] = nyu_world.FULL_SIZE,
+    seed: int = 0,
+    workers: int = 2,
+    progress: Progress | None = None,
+) -> SynthSummary:
+    """Render `frames` views of rooms into `out` as NYU's labelled `.mat` plus `splits.mat`."""
+    out = Path(out)
+    _check_args(frames, size, 2)
+    _check_writable(out)
+    jobs = [(seed, index, tuple(size)) for index in range(frames)]
+    mat_path, splits_path = out / "nyu_depth_v2_labeled.mat", out / "splits.mat"
+    with _mapped(_nyu_view, jobs, workers) as views:
+        writers.write_nyu_labeled_mat(mat_path, _counted(views, frames, progress), frames, size)
+    writers.write_nyu_splits(splits_path, *nyu_split(frames))
+    return SynthSummary(out, frames, (mat_path, splits_path))

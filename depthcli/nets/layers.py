@@ -1,0 +1,51 @@
+"""Small blocks shared by the decoders (monodepth2 conventions: reflection padding, ELU, nearest upsampling)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# monodepth2's input normalisation, applied by the ResNet encoders to their [0, 1] input (HRNet: none).
+INPUT_MEAN = 0.45
+INPUT_STD = 0.225
+
+
+class Conv3x3(nn.Module):
+    """3x3 convolution (with bias) after 1-pixel reflection padding, so borders do not see zeros."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(1)
+        self.conv = nn.Conv2d(in_channels, out_channels, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(self.pad(x))
+
+
+class ConvBlock(nn.Module):
+    """Conv3x3 followed by ELU: the unit every monodepth2-family decoder is made of."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = Conv3x3(in_channels, out_channels)
+        self.nonlin = nn.ELU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.nonlin(self.conv(x))
+
+
+class ConvBlock1x1(nn.Module):
+    """1x1 convolution (with bias) followed by ELU: channel matching before a summed fusion."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 1)
+        self.nonlin = nn.ELU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.nonlin(self.conv(x))
+
+
+def upsample(x: Tensor, factor: int = 2) -> Tensor:
+    """Nearest-neighbour upsampling by an integer factor (exact for sizes that are multiples of 32)."""
+    return F.interpolate(x, scale_factor=factor, mode="nearest")

@@ -1,0 +1,50 @@
+"""Pose net: a separate ResNet-18 on two stacked frames + monodepth2's pose decoder.
+
+Direction convention (monodepth2's; the trainer follows it). `pose_net(frame_a, frame_b)` takes the
+two frames in *temporal order* and predicts the camera motion from a to b: with R = exp(axisangle)
+(Rodrigues) and t = translation, the 4x4 `T = [[R, t], [0, 1]]` maps 3-D points in frame_a's camera
+coordinates into frame_b's camera coordinates. So, to warp source frames onto target frame 0:
+- source +1: `pose_net(frame_0, frame_+1)`, use T as is (points of frame 0 -> camera of frame +1);
+- source -1: `pose_net(frame_-1, frame_0)`, use the inverse `[[R^T, -R^T t], [0, 1]]`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from depthcli.nets.resnet import ResNetEncoder
+
+# monodepth2 scales the raw pose output so that early training starts near the identity motion.
+POSE_SCALE = 0.01
+
+
+class PoseDecoder(nn.Module):
+    """1x1 squeeze to 256, two 3x3 convs (ReLU), 1x1 to 6, spatial mean, x0.01 -> (axisangle, translation)."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.squeeze = nn.Conv2d(in_channels, 256, 1)
+        self.pose0 = nn.Conv2d(256, 256, 3, padding=1)
+        self.pose1 = nn.Conv2d(256, 256, 3, padding=1)
+        self.pose2 = nn.Conv2d(256, 6, 1)
+        self.relu = nn.ReLU()
+
+    def forward(self, feature: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.relu(self.squeeze(feature))
+        x = self.relu(self.pose0(x))
+        x = self.relu(self.pose1(x))
+        out = POSE_SCALE * self.pose2(x).mean(dim=(2, 3))
+        return out[:, :3], out[:, 3:]
+
+
+class PoseNet(nn.Module):
+    """`forward(frame_a, frame_b)` -> (axisangle (B,3), translation (B,3)); see the module docstring."""
+
+    def __init__(self, encoder: ResNetEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = PoseDecoder(encoder.num_ch_enc[-1])
+
+    def forward(self, frame_a: Tensor, frame_b: Tensor) -> tuple[Tensor, Tensor]:
+        return self.decoder(self.encoder(torch.cat([frame_a, frame_b], 1))[-1])

@@ -11,6 +11,34 @@ from pathlib import Path
 from depthcli.errors import DepthcliError
 
 
+def _current_umask() -> int:
+    """The process umask, read from /proc where possible (no window in which another thread sees umask 0).
+
+    Elsewhere POSIX only lets us read it by setting it, so it is set back at once.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _final_mode(final_path: Path) -> int:
+    """Mode the finished file should get: the existing file's, else what a plain `open()` would create.
+
+    `tempfile.mkstemp` creates 0600 files; without this every artefact would be private to its owner.
+    """
+    try:
+        return final_path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `final_path`; on success it replaces `final_path` atomically.
@@ -30,6 +58,7 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp_name)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _final_mode(final_path))
         os.replace(tmp_path, final_path)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)

@@ -23,7 +23,8 @@ from depthcli.data.images import read_rgb
 from depthcli.errors import DepthcliError
 
 DRIVE = "2011_09_26/2011_09_26_drive_0000_sync"
-FX, CX, FY, CY = 721.5377, 609.5593, 721.5377, 172.854
+# P_rect_02 of 2011_09_26 is in KITTI's 1-based pixels: depthcli's 0-based principal point is one less.
+FX, CX, FY, CY = 721.5377, 609.5593 - 1, 721.5377, 172.854 - 1
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import torch
+from conftest import SYNTHETIC_KITTI_SIZE
 
 from depthcli.data import kitti
 from depthcli.data.cache import build_cache, cache_info, verify_cache
 from depthcli.data.datasets import CachedKittiDataset, CachedNyuDataset
 from depthcli.data.images import read_rgb
+from depthcli.synth.kitti_world import intrinsics_for, make_rig
 
 
 def test_synthetic_kitti_velodyne_gt_matches_the_true_depth(synthetic_kitti, tmp_path):
@@ -18,17 +20,21 @@ def test_synthetic_kitti_velodyne_gt_matches_the_true_depth(synthetic_kitti, tmp
         "kitti", synthetic_kitti, tmp_path / "test.h5", split=synthetic_kitti / "test_files.txt", depth_value="cam_z"
     )
     assert verify_cache(out) == []
+    rendered_K = make_rig(SYNTHETIC_KITTI_SIZE).K
+    np.testing.assert_allclose(rendered_K, intrinsics_for(SYNTHETIC_KITTI_SIZE), rtol=1e-6)  # up to text rounding
     dataset = CachedKittiDataset(out, frame_ids=(0,))
     entries = kitti.read_split(synthetic_kitti / "test_files.txt")
     for index, entry in enumerate(entries):
         sample = dataset[index]
+        # At full size the cached K is the one the frames were rendered with (0-based pixels), although
+        # the calibration file holds it 1-based as KITTI does.
+        np.testing.assert_allclose(sample[("K", 0)][:3, :3].numpy(), rendered_K, rtol=0, atol=1e-4)
         image = read_rgb(kitti.image_path(synthetic_kitti, entry.folder, entry.frame_index, "l"))
         assert torch.equal(sample[("color", 0, 0)], torch.from_numpy(image).permute(2, 0, 1).float() / 255)
         truth = np.load(synthetic_kitti / entry.folder / "depth_true" / "data" / f"{entry.frame_index:010d}.npy")
-        # GUIDE 4's "minus 1" (KITTI's 1-based MATLAB pixels) puts the point seen at pixel centre (u+1, v+1)
-        # of the 0-based rendering into GT pixel (u, v): compare against the truth shifted by one.
-        gt = sample["depth_gt"][0].numpy()[:-1, :-1]
-        truth = truth[1:, 1:]
+        # The written P_rect is 1-based like KITTI's, so GUIDE 4's "minus 1" puts each point on the pixel
+        # where it was rendered: compare at the same pixel.
+        gt = sample["depth_gt"][0].numpy()
         valid = (gt > 0) & (truth > 0)
         assert valid.sum() > 500, "synthetic scans must project into the image with the written calibration"
         relative = np.abs(gt[valid] - truth[valid]) / truth[valid]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 
@@ -56,3 +58,26 @@ def test_atomic_path_unwritable_dir_is_user_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(DepthcliError, match="cannot write"):
         atomic_write_text(blocker / "sub" / "out.txt", "data")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_atomic_path_new_file_gets_plain_open_mode(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "atomic.txt", "data")
+        with open(tmp_path / "plain.txt", "w") as handle:
+            handle.write("data")
+    finally:
+        os.umask(previous)
+    expected = 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode) == expected
+    assert stat.S_IMODE((tmp_path / "atomic.txt").stat().st_mode) == expected
+
+
+def test_atomic_path_keeps_mode_of_existing_file(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    target.chmod(0o640)
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640

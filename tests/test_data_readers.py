@@ -160,7 +160,7 @@ def test_gt_lands_on_the_road_where_flat_ground_predicts(kitti_mini):
     """
     calib_dir = kitti_mini / "2011_09_26"
     depth = kitti.velodyne_depth_map(calib_dir, kitti_mini / DRIVE / "velodyne_points" / "data" / "0000000000.bin")
-    fy, cy = 721.5377, 172.854
+    fy, cy = 721.5377, 172.854 - 1  # P_rect's cy is 1-based; rows here are 0-based
     rows, cols = np.nonzero(depth)
     assert rows.min() > 60, "velodyne sees at most 2 degrees upwards: no GT near the top of the image"
     assert (rows > cy).mean() > 0.7
@@ -207,10 +207,11 @@ def test_neighbours_skip_drive_ends_and_missing_frames_name_the_line(kitti_mini,
 def test_normalised_intrinsics_round_trip_through_pixels(kitti_mini):
     p_rect = kitti.rectified_projection(kitti_mini / "2011_09_26")
     k = kitti.normalised_intrinsics(p_rect, (1242, 375))
-    # pixel-centre convention: cx_px = cx_n * W - 0.5 gives back P_rect's cx at full size
+    # pixel-centre convention: cx_px = cx_n * W - 0.5 gives back P_rect's cx at full size, made 0-based
+    # (KITTI's P_rect counts the first pixel centre as 1, depthcli as 0)
     assert k[0, 0] * 1242 == pytest.approx(721.5377, rel=1e-6)
-    assert k[0, 2] * 1242 - 0.5 == pytest.approx(609.5593, rel=1e-6)
-    assert k[1, 2] * 375 - 0.5 == pytest.approx(172.854, rel=1e-6)
+    assert k[0, 2] * 1242 - 0.5 == pytest.approx(609.5593 - 1, rel=1e-6)
+    assert k[1, 2] * 375 - 0.5 == pytest.approx(172.854 - 1, rel=1e-6)
 
 
 def test_not_a_kitti_root(tmp_path):

@@ -35,7 +35,9 @@ def parse_calib(path: Path) -> dict[str, np.ndarray]:
 
 
 def camera_from_velodyne(root: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(P_rect_02 3x4, 4x4 rectified-camera-0 from velodyne) from the calibration text."""
+    """(P_rect_02 3x4, 4x4 rectified-camera-0 from velodyne) from the calibration text.
+
+    P is in KITTI's 1-based pixels (first pixel centre at 1), like the real devkit's."""
     cam = parse_calib(root / DATE / "calib_cam_to_cam.txt")
     velo = parse_calib(root / DATE / "calib_velo_to_cam.txt")
     rect = np.eye(4)
@@ -43,6 +45,13 @@ def camera_from_velodyne(root: Path) -> tuple[np.ndarray, np.ndarray]:
     tr = np.eye(4)
     tr[:3, :3], tr[:3, 3] = velo["R"].reshape(3, 3), velo["T"]
     return cam["P_rect_02"].reshape(3, 4), rect @ tr
+
+
+def zero_based_K(P: np.ndarray) -> np.ndarray:
+    """The 3x3 intrinsics of a 1-based P_rect in 0-based pixels (centres at 0..W-1): cx, cy minus 1."""
+    K = P[:, :3].copy()
+    K[:2, 2] -= 1
+    return K
 
 
 def frame_files(root: Path, frame: int):
@@ -95,7 +104,7 @@ def test_road_depth_matches_closed_form(synthetic_kitti):
     """No pitch or roll: the road (y = h below the camera) has depth f_y h / (v - c_y) at row v."""
     P, _ = camera_from_velodyne(synthetic_kitti)
     _, depth, _ = frame_files(synthetic_kitti, 0)
-    fy, cy = P[1, 1], P[1, 2]
+    fy, cy = P[1, 1], P[1, 2] - 1  # 1-based P -> row v of the 0-based depth array
     height = depth.shape[0]
     # camera 2 sits t_02 (from P) off camera 0; the rig puts camera 2 itself at 1.65 m
     checked = 0
@@ -115,8 +124,8 @@ def test_velodyne_points_land_on_their_true_depth(synthetic_kitti):
         points = np.concatenate([scan[:, :3].astype(np.float64), np.ones((len(scan), 1))], axis=1)
         projected = points @ (P @ cam0_from_velo).T
         ahead = (scan[:, 0] >= 0) & (projected[:, 2] > 0.1)
-        u = np.round(projected[ahead, 0] / projected[ahead, 2]).astype(int)  # pixel centres at integers
-        v = np.round(projected[ahead, 1] / projected[ahead, 2]).astype(int)
+        u = np.round(projected[ahead, 0] / projected[ahead, 2]).astype(int) - 1  # 1-based P -> 0-based pixels
+        v = np.round(projected[ahead, 1] / projected[ahead, 2]).astype(int) - 1
         z = projected[ahead, 2]
         inside = (u >= 0) & (v >= 0) & (u < depth.shape[1]) & (v < depth.shape[0])
         assert inside.sum() > 500
@@ -157,7 +166,7 @@ def _warp_error(root: Path, frame: int, offset: int) -> tuple[float, float]:
     target, depth, _ = frame_files(root, frame)
     source, source_depth, _ = frame_files(root, frame + offset)
     source_from_target = np.linalg.inv(poses[frame + offset]) @ poses[frame]
-    return warp_errors(target, depth, P[:, :3], source, source_depth, source_from_target)
+    return warp_errors(target, depth, zero_based_K(P), source, source_depth, source_from_target)
 
 
 @pytest.mark.parametrize("offset", [1, -1])
@@ -179,7 +188,7 @@ def test_right_camera_is_the_calibrated_baseline_away(tmp_path):
     right_from_left[0, 3] = -baseline  # the right camera sits +baseline along x
     left, depth, _ = frame_files(tmp_path, 2)
     right = cv2.imread(str(tmp_path / DRIVE / "image_03" / "data" / "0000000002.png"))[:, :, ::-1]
-    warped, identity = warp_errors(left, depth, P2[:, :3], right, None, right_from_left)
+    warped, identity = warp_errors(left, depth, zero_based_K(P2), right, None, right_from_left)
     assert warped < 0.35 * identity
 
 
@@ -245,7 +254,7 @@ def test_unwritable_output_is_one_line_error(tmp_path):
 
 def test_kitti_readers_round_trip(synthetic_kitti):
     """The project's KITTI reader accepts the synthetic root; its velodyne GT (KITTI's 1-based
-    rounding: pixel = round(P X) - 1) matches our dense depth one pixel down-right."""
+    rounding: pixel = round(P X) - 1) matches the dense depth at the same pixel."""
     from depthcli.data import kitti
 
     entries = kitti.read_split(synthetic_kitti / "train_files.txt")
@@ -256,8 +265,8 @@ def test_kitti_readers_round_trip(synthetic_kitti):
     velo = kitti.velodyne_path(synthetic_kitti, DRIVE, 4)
     gt = kitti.velodyne_depth_map(calib_dir, velo, depth_value="cam_z")
     _, depth, _ = frame_files(synthetic_kitti, 4)
-    rows, cols = np.nonzero(gt[:-1, :-1])
-    agree = np.abs(depth[rows + 1, cols + 1] - gt[rows, cols]) < 0.02 * gt[rows, cols]
+    rows, cols = np.nonzero(gt)
+    agree = np.abs(depth[rows, cols] - gt[rows, cols]) < 0.02 * gt[rows, cols]
     assert len(rows) > 500 and agree.mean() > 0.85
 
 

@@ -1,10 +1,15 @@
-"""`depthcli eval`: score a checkpoint (at one or more resolutions) or a predictions file on a split."""
+"""`depthcli eval`: score a checkpoint (at one or more resolutions) or a predictions file on a split.
+
+The science (torch, depthcli.evaluation) is imported inside the command, so that `depthcli --help`
+stays fast.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich import box
@@ -13,19 +18,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from depthcli.errors import DepthcliError
-from depthcli.evaluation.evaluate import (
-    EvalResult,
-    evaluate_model,
-    evaluate_predictions,
-    load_predictions,
-    write_per_image_csv,
-    write_results_json,
-)
-from depthcli.evaluation.ground_truth import open_eval_set
-from depthcli.evaluation.protocols import PRED_TYPES, PROTOCOLS
 from depthcli.sizes import parse_resolutions
 
+if TYPE_CHECKING:
+    from depthcli.evaluation.evaluate import EvalResult
+
 console = Console()
+
+# The keys of depthcli.evaluation.protocols.PROTOCOLS and its PRED_TYPES, here without importing the
+# evaluation package (torch) for --help; tests/test_cli_startup.py checks that they agree.
+PROTOCOL_NAMES = ("kitti-eigen", "kitti-benchmark", "nyu")
+PRED_TYPES = ("disp", "depth")
 
 TABLE_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3", "log10")
 
@@ -92,7 +95,7 @@ def eval_command(
     split: Path | None = typer.Option(
         None, "--split", help="Split file (KITTI: 'folder frame side' lines; NYU: optional index list or splits.mat)."
     ),
-    protocol: str = typer.Option("kitti-eigen", "--protocol", help=f"One of {', '.join(PROTOCOLS)}."),
+    protocol: str = typer.Option("kitti-eigen", "--protocol", help=f"One of {', '.join(PROTOCOL_NAMES)}."),
     resolutions: str | None = typer.Option(
         None,
         "--resolutions",
@@ -116,9 +119,18 @@ def eval_command(
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)."),
 ) -> None:
     """Evaluate depth predictions on KITTI (Eigen / benchmark) or NYU with the published protocol."""
+    from depthcli.evaluation.evaluate import (
+        evaluate_model,
+        evaluate_predictions,
+        load_predictions,
+        write_per_image_csv,
+        write_results_json,
+    )
+    from depthcli.evaluation.ground_truth import open_eval_set
+
     if (checkpoint is None) == (predictions is None):
         raise DepthcliError("give exactly one of --checkpoint CKPT or --predictions FILE.npy")
-    check_choice(protocol, tuple(PROTOCOLS), "--protocol")
+    check_choice(protocol, PROTOCOL_NAMES, "--protocol")
     check_choice(pred_type, PRED_TYPES, "--pred-type")
     check_choice(ext, ("png", "jpg"), "--ext")
     if scale_factor <= 0:

@@ -1,4 +1,7 @@
-"""`depthcli export onnx`: a depth checkpoint as an ONNX graph (image in, scale-0 disparity out)."""
+"""`depthcli export onnx`: a depth checkpoint as an ONNX graph (image in, scale-0 disparity out).
+
+depthcli.export (torch) is imported inside the command, so that `depthcli --help` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from depthcli.export import INPUT_NAME, OPSET, OUTPUT_NAME, export_checkpoint_onnx
 from depthcli.sizes import format_size, parse_size
 
 export_app = typer.Typer(help="Export trained depth nets to other runtimes.", no_args_is_help=True)
@@ -22,6 +24,8 @@ def onnx_command(
     dynamic: bool = typer.Option(False, "--dynamic", help="Free batch, height and width axes."),
 ) -> None:
     """Export to ONNX (opset 17): input `image` (B,3,H,W) in [0,1], output `disp` (B,1,H,W) sigmoid."""
+    from depthcli.export import INPUT_NAME, OPSET, OUTPUT_NAME, export_checkpoint_onnx
+
     path, used = export_checkpoint_onnx(checkpoint, out, parse_size(size) if size else None, dynamic=dynamic)
     axes = "dynamic batch/height/width" if dynamic else f"fixed 1x3x{used[1]}x{used[0]}"
     Console().print(

@@ -1,4 +1,7 @@
-"""`depthcli models`: every registered network with its parameters, multiply-adds and output scales."""
+"""`depthcli models`: every registered network with its parameters, multiply-adds and output scales.
+
+depthcli.nets (torch) is imported inside the command, so that `depthcli --help` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from depthcli.nets import list_depth_nets, list_pose_nets, model_summary, pose_summary
 from depthcli.sizes import format_size, parse_size
 
 
@@ -17,6 +19,8 @@ def models(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of {name, params, macs, scales}."),
 ) -> None:
     """List the depth nets (and the pose net) with parameters, multiply-adds at --size and output scales."""
+    from depthcli.nets import list_depth_nets, list_pose_nets, model_summary, pose_summary
+
     input_size = parse_size(size)
     depth_rows = [model_summary(name, input_size) for name in list_depth_nets()]
     pose_rows = [pose_summary(name, input_size) for name in list_pose_nets()]

@@ -1,4 +1,7 @@
-"""`depthcli predict`: colour-mapped disparity, raw disparity and metric depth for images and videos."""
+"""`depthcli predict`: colour-mapped disparity, raw disparity and metric depth for images and videos.
+
+depthcli.predict (torch, cv2) is imported inside the command, so that `depthcli --help` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from depthcli.predict import OUTPUT_SUFFIXES, parse_save, predict
 from depthcli.sizes import parse_size
 
 _KIND_NAMES = {"png": "colour-mapped disparity PNGs", "npy": "raw disparity .npy", "depth16": "16-bit depth PNGs"}
@@ -52,6 +54,8 @@ def predict_command(
 
     Unreadable inputs are listed at the end; the exit status is then 1.
     """
+    from depthcli.predict import OUTPUT_SUFFIXES, parse_save, predict
+
     console = Console()
     network_size = parse_size(size) if size is not None else None
     kinds = parse_save(save, scale_factor)

@@ -1,4 +1,7 @@
-"""`depthcli sweep`: evaluate checkpoints at every test resolution; JSON, CSV and one overlay plot."""
+"""`depthcli sweep`: evaluate checkpoints at every test resolution; JSON, CSV and one overlay plot.
+
+The science is imported inside the command, so that `depthcli --help` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,8 @@ from pathlib import Path
 
 import typer
 
-from depthcli.cli.eval import check_choice, console, default_device, metrics_table, progress_bar
+from depthcli.cli.eval import PROTOCOL_NAMES, check_choice, console, default_device, metrics_table, progress_bar
 from depthcli.errors import DepthcliError
-from depthcli.evaluation.protocols import PROTOCOLS
-from depthcli.evaluation.sweep import run_sweep
 from depthcli.sizes import parse_resolutions
 
 
@@ -19,7 +20,7 @@ def sweep_command(
     split: Path | None = typer.Option(None, "--split", help="Split file (optional for NYU)."),
     out: Path = typer.Option(..., "--out", help="Output folder for sweep.json, sweep.csv, sweep.png."),
     resolutions: str = typer.Option("416x128..1024x320", "--resolutions", help="Ladder span or WxH list."),
-    protocol: str = typer.Option("kitti-eigen", "--protocol", help=f"One of {', '.join(PROTOCOLS)}."),
+    protocol: str = typer.Option("kitti-eigen", "--protocol", help=f"One of {', '.join(PROTOCOL_NAMES)}."),
     median_scaling: bool | None = typer.Option(
         None,
         "--median-scaling/--no-median-scaling",
@@ -32,7 +33,9 @@ def sweep_command(
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
 ) -> None:
     """Resolution robustness: every checkpoint at every resolution, overlaid in one plot."""
-    check_choice(protocol, tuple(PROTOCOLS), "--protocol")
+    from depthcli.evaluation.sweep import run_sweep
+
+    check_choice(protocol, PROTOCOL_NAMES, "--protocol")
     check_choice(ext, ("png", "jpg"), "--ext")
     if scale_factor <= 0:
         raise DepthcliError(f"--scale-factor {scale_factor} must be positive")

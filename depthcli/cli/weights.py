@@ -1,32 +1,35 @@
-"""`depthcli weights import|info`: bring reference releases in, and show what a checkpoint holds."""
+"""`depthcli weights import|info`: bring reference releases in, and show what a checkpoint holds.
+
+torch and the importers are imported inside the commands, so that `depthcli --help` stays fast.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import torch
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from depthcli.engine.checkpoint import load_checkpoint
-from depthcli.weights_import import PROJECTS, import_to_checkpoint
-
 weights_app = typer.Typer(help="Import reference checkpoints and inspect depthcli checkpoints.", no_args_is_help=True)
 
 _HEADER_KEYS = ("format", "version", "kind")
 _MAX_VALUE_CHARS = 120
+# depthcli.weights_import.PROJECTS, here without importing torch; tests/test_cli_startup.py checks they agree.
+PROJECT_NAMES = ("monodepth2", "diffnet", "radepth")
 
 
 @weights_app.command("import")
 def import_command(
-    project: str = typer.Argument(..., metavar="PROJECT", help=f"Reference project: {', '.join(PROJECTS)}."),
+    project: str = typer.Argument(..., metavar="PROJECT", help=f"Reference project: {', '.join(PROJECT_NAMES)}."),
     src_dir: Path = typer.Argument(..., metavar="SRC_DIR", help="Release folder holding encoder.pth and depth.pth."),
     out: Path = typer.Option(..., "--out", "-o", help="depthcli checkpoint to write (.ckpt)."),
 ) -> None:
     """Convert a reference release folder (encoder.pth, depth.pth) into a depthcli checkpoint."""
+    from depthcli.weights_import import import_to_checkpoint
+
     path, payload = import_to_checkpoint(project, src_dir, out)
     config = payload["config"]
     console = Console()
@@ -40,6 +43,8 @@ def import_command(
 
 
 def _describe(value: Any) -> str:
+    import torch
+
     if isinstance(value, torch.Tensor):
         return f"tensor {tuple(value.shape)}" if value.numel() > 1 else str(value.item())
     if isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
@@ -51,6 +56,8 @@ def _describe(value: Any) -> str:
 
 def _rows(prefix: str, value: Any) -> list[tuple[str, str]]:
     """Flatten nested plain dicts (config, metrics) into `a.b` rows; state dicts stay one row."""
+    import torch
+
     if isinstance(value, dict) and value and not all(isinstance(v, torch.Tensor) for v in value.values()):
         return [row for key, inner in value.items() for row in _rows(f"{prefix}.{key}" if prefix else str(key), inner)]
     return [(prefix, _describe(value))]
@@ -69,6 +76,8 @@ def checkpoint_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
 @weights_app.command("info")
 def info_command(checkpoint: Path = typer.Argument(..., metavar="CKPT", help="depthcli checkpoint.")) -> None:
     """Show what a checkpoint holds: net, size, config, training steps, metrics."""
+    from depthcli.engine.checkpoint import load_checkpoint
+
     payload = load_checkpoint(checkpoint)
     table = Table(title=escape(str(checkpoint)), show_lines=False)
     table.add_column("field", style="bold")

@@ -3,6 +3,11 @@
 Layout (GUIDE 5): `ROOT/DATE/calib_cam_to_cam.txt`, `ROOT/DATE/calib_velo_to_cam.txt`,
 `ROOT/DATE/DATE_drive_XXXX_sync/image_02/data/%010d.png` (or .jpg) and
 `.../velodyne_points/data/%010d.bin`. Split files hold lines `folder frame_index side`.
+
+Pixel convention: KITTI's calibration (P_rect_0x, K_0x) is 1-based (devkit in MATLAB: the first pixel
+centre is at 1). The matrices are returned as written; `velodyne_depth_map` subtracts 1 after
+projecting (GUIDE 4) and `normalised_intrinsics` subtracts 1 from the principal point, so both land
+in depthcli's 0-based convention (pixel centres at 0..W-1, docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -77,7 +82,7 @@ def calib_dir_of(root: str | os.PathLike, folder: str) -> Path:
 
 
 def rectified_projection(calib_dir: str | os.PathLike, cam: int = 2) -> np.ndarray:
-    """`P_rect_0{cam}` as a 3x4 matrix (pixels at the full rectified size)."""
+    """`P_rect_0{cam}` as a 3x4 matrix (1-based MATLAB pixels at the full rectified size, as written)."""
     path = Path(calib_dir) / "calib_cam_to_cam.txt"
     return calib_value(read_calib_file(path), f"P_rect_0{cam}", 12, path).reshape(3, 4)
 
@@ -186,18 +191,31 @@ def velodyne_path(root: str | os.PathLike, folder: str, frame_index: int) -> Pat
     return Path(root) / folder / "velodyne_points" / "data" / f"{frame_index:010d}.bin"
 
 
-def normalised_intrinsics(p_rect: np.ndarray, image_wh: tuple[int, int]) -> np.ndarray:
-    """4x4 float32 resolution-free intrinsics: fx/W, (cx+0.5)/W in row 0, fy/H, (cy+0.5)/H in row 1.
+def normalised_from_pixel_intrinsics(k_px: np.ndarray, image_wh: tuple[int, int]) -> np.ndarray:
+    """0-based pixel intrinsics (rows 0-1 of K; centres at 0..W-1) -> 4x4 float32 resolution-free ones.
 
-    The half pixel is the pixel-centre convention of `depthcli.geometry.intrinsics_from_normalised`,
-    which turns these back into pixels exactly (at the full size, and at any resize done with
-    align_corners=False).
+    fx/W, (cx+0.5)/W in row 0, fy/H, (cy+0.5)/H in row 1: the numpy twin of
+    `depthcli.geometry.intrinsics_to_normalised` (kept here so readers need no torch), which
+    `intrinsics_from_normalised` turns back into pixels exactly (at the full size, and at any
+    resize done with align_corners=False).
     """
     width, height = image_wh
     k = np.eye(4, dtype=np.float32)
-    k[0, 0], k[0, 2] = p_rect[0, 0] / width, (p_rect[0, 2] + 0.5) / width
-    k[1, 1], k[1, 2] = p_rect[1, 1] / height, (p_rect[1, 2] + 0.5) / height
+    k[0, 0], k[0, 2] = k_px[0, 0] / width, (k_px[0, 2] + 0.5) / width
+    k[1, 1], k[1, 2] = k_px[1, 1] / height, (k_px[1, 2] + 0.5) / height
     return k
+
+
+def normalised_intrinsics(p_rect: np.ndarray, image_wh: tuple[int, int]) -> np.ndarray:
+    """`P_rect_0x` (KITTI's 1-based pixels) -> 4x4 float32 normalised intrinsics in depthcli's convention.
+
+    KITTI's devkit is MATLAB: P_rect's principal point counts the first pixel centre as 1 (the
+    reason the Eigen GT projection in `velodyne_depth_map` subtracts 1). depthcli puts pixel centres
+    at 0..W-1, so cx and cy lose 1 before `normalised_from_pixel_intrinsics`; focal lengths are unchanged.
+    """
+    zero_based = np.array(p_rect[:2, :3], dtype=np.float64)
+    zero_based[:, 2] -= 1.0
+    return normalised_from_pixel_intrinsics(zero_based, image_wh)
 
 
 def check_kitti_root(root: str | os.PathLike) -> Path:

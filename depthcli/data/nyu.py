@@ -20,7 +20,7 @@ import numpy as np
 import scipy.io
 
 from depthcli.data.images import read_depth_png, read_rgb
-from depthcli.data.kitti import normalised_intrinsics
+from depthcli.data.kitti import normalised_from_pixel_intrinsics
 from depthcli.errors import DepthcliError
 
 # Kinect colour intrinsics of NYU v2 at 640x480 (Silberman et al. toolbox), normalised by W and H.
@@ -29,9 +29,9 @@ DEPTH_UNITS = {"mm": 1000.0, "256": 256.0}
 
 
 def nyu_normalised_intrinsics() -> np.ndarray:
-    """The Kinect intrinsics normalised like `kitti.normalised_intrinsics` (pixel-centre convention)."""
+    """The Kinect intrinsics normalised with the pixel-centre convention (taken as 0-based pixels)."""
     p = NYU_INTRINSICS_PX
-    return normalised_intrinsics(np.array([[p["fx"], 0, p["cx"]], [0, p["fy"], p["cy"]]]), (p["w"], p["h"]))
+    return normalised_from_pixel_intrinsics(np.array([[p["fx"], 0, p["cx"]], [0, p["fy"], p["cy"]]]), (p["w"], p["h"]))
 
 
 def _open_h5(path: Path) -> h5py.File:

@@ -2,6 +2,7 @@
 
 KITTI output (ROOT = out):
 - `DATE/calib_cam_to_cam.txt`, `DATE/calib_velo_to_cam.txt` (KITTI syntax, rig scaled to `size`);
+  K_0x / P_rect_0x in KITTI's 1-based pixel convention (principal point = rendered 0-based one + 1);
 - `DATE/DATE_drive_XXXX_sync/image_02/data/%010d.png`, `velodyne_points/data/%010d.bin`, both with
   `timestamps.txt` (10 Hz); with `stereo`, `image_03/data/%010d.png` too (the right camera);
 - sidecars, not part of KITTI: `depth_true/data/%010d.npy` (dense camera-z depth in metres, float32,

@@ -6,9 +6,10 @@ Frames (world coordinates follow the rectified camera at frame 0: x right, y dow
 - the velodyne frame (x forward, y left, z up) is tied to it through the calibration written to disk:
   X_cam2 = R_rect_00 (R X_velo + T) + t_02, where P_rect_02 = K [I | t_02]. All numbers are taken
   back from the formatted calibration text, so the files on disk are exactly the rig rendered here.
-- P_rect_02 is in depthcli's pixel convention (pixel centres at 0..W-1). The Eigen GT recipe's
-  "round, minus 1" (KITTI's 1-based MATLAB pixels) therefore puts a scan point one pixel up-left of
-  where it was rendered; compare such GT with `depth_true` shifted by one pixel.
+- the written K_0x / P_rect_0x follow KITTI's devkit (1-based MATLAB pixels: the first pixel centre is
+  at 1), so their principal point is the rendering camera's 0-based one plus 1; focal lengths are the
+  same. The Eigen GT recipe's "round, minus 1" therefore puts a scan point on the very pixel where it
+  was rendered, as with real KITTI.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class Rig:
     size: tuple[int, int]
     cam_to_cam_text: str
     velo_to_cam_text: str
-    K: np.ndarray  # 3x3, camera 2 at `size` (pixel centres at integers)
+    K: np.ndarray  # 3x3, camera 2 at `size` as rendered (0-based pixel centres at integers)
     cam2_from_velo: np.ndarray  # 4x4
     cam3_from_cam2: np.ndarray  # 4x4
 
@@ -85,9 +86,13 @@ def intrinsics_for(size: tuple[int, int]) -> np.ndarray:
     )
 
 
+# Added to a 0-based pixel K (centres at 0..W-1) it gives KITTI's 1-based one: cx + 1, cy + 1.
+_ONE_BASED_OFFSET = np.array([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+
+
 def make_rig(size: tuple[int, int]) -> Rig:
-    """Calibration files in KITTI's syntax for images of `size`, and the matrices they define."""
-    K = intrinsics_for(size)
+    """Calibration files in KITTI's syntax (1-based pixels) for images of `size`, and the matrices they define."""
+    K = intrinsics_for(size) + _ONE_BASED_OFFSET
     lines = ["calib_time: 01-Jan-2000 00:00:00", "corner_dist: 9.950000e-02"]
     for cam in range(4):
         p_rect = np.concatenate([K, (K @ np.array(_CAMERA_OFFSETS[cam]))[:, None]], axis=1)
@@ -117,7 +122,7 @@ def make_rig(size: tuple[int, int]) -> Rig:
         size=size,
         cam_to_cam_text=cam_text,
         velo_to_cam_text=velo_text,
-        K=k_parsed,
+        K=k_parsed - _ONE_BASED_OFFSET,
         cam2_from_velo=to_cam2 @ rect @ velo_to_cam0,
         cam3_from_cam2=to_cam3 @ np.linalg.inv(to_cam2),
     )

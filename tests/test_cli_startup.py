@@ -1,0 +1,72 @@
+"""`depthcli --help` stays fast: the CLI modules import torch and the science only inside the commands."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from depthcli.cli import eval as eval_cli
+from depthcli.cli import weights as weights_cli
+from depthcli.evaluation.protocols import PRED_TYPES, PROTOCOLS
+from depthcli.weights_import import PROJECTS
+
+# What a bare `import depthcli.cli.app` (and so every `--help`) must not pull in.
+HEAVY_MODULES = (
+    "torch",
+    "numpy",
+    "cv2",
+    "matplotlib",
+    "h5py",
+    "scipy",
+    "depthcli.evaluation",
+    "depthcli.predict",
+    "depthcli.nets",
+    "depthcli.data",
+    "depthcli.synth",
+    "depthcli.engine",
+    "depthcli.export",
+    "depthcli.weights_import",
+)
+
+HELP_ARGS = (
+    ["--help"],
+    ["eval", "--help"],
+    ["sweep", "--help"],
+    ["predict", "--help"],
+    ["models", "--help"],
+    ["weights", "import", "--help"],
+    ["export", "onnx", "--help"],
+    ["synth", "kitti", "--help"],
+    ["cache", "build", "--help"],
+    ["train", "--help"],
+    ["pretrain", "--help"],
+)
+
+
+def _heavy_modules_loaded_by(code: str) -> list[str]:
+    """Run `code` in a fresh interpreter and list the heavy modules it left in sys.modules."""
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return result.stdout.split()
+
+
+def test_importing_the_app_loads_no_science():
+    assert _heavy_modules_loaded_by("import depthcli.cli.app") == []
+
+
+def test_help_of_every_command_loads_no_science():
+    code = (
+        "from typer.testing import CliRunner\n"
+        "from depthcli.cli.app import app\n"
+        f"for args in {HELP_ARGS!r}:\n"
+        "    result = CliRunner().invoke(app, args)\n"
+        "    assert result.exit_code == 0 and 'Usage' in result.output, (args, result.output)\n"
+    )
+    assert _heavy_modules_loaded_by(code) == []
+
+
+def test_option_choices_kept_in_the_cli_match_the_science():
+    """The CLI lists these in --help without importing the science; they must not drift apart."""
+    assert eval_cli.PROTOCOL_NAMES == tuple(PROTOCOLS)
+    assert eval_cli.PRED_TYPES == PRED_TYPES
+    assert weights_cli.PROJECT_NAMES == PROJECTS

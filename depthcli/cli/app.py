@@ -38,7 +38,31 @@ def _root(
 
 def _register_commands() -> None:
     """Each CLI module exposes `register(app)`; the order here is the order in `--help`."""
-    command_modules: tuple = ()
+    from depthcli.cli import cache as cache_cmd
+    from depthcli.cli import demo as demo_cmd
+    from depthcli.cli import eval as eval_cmd
+    from depthcli.cli import export as export_cmd
+    from depthcli.cli import models as models_cmd
+    from depthcli.cli import predict as predict_cmd
+    from depthcli.cli import pretrain as pretrain_cmd
+    from depthcli.cli import sweep as sweep_cmd
+    from depthcli.cli import synth as synth_cmd
+    from depthcli.cli import train as train_cmd
+    from depthcli.cli import weights as weights_cmd
+
+    command_modules: tuple = (
+        demo_cmd,
+        synth_cmd,
+        cache_cmd,
+        pretrain_cmd,
+        train_cmd,
+        eval_cmd,
+        sweep_cmd,
+        models_cmd,
+        predict_cmd,
+        weights_cmd,
+        export_cmd,
+    )
     for module in command_modules:
         module.register(app)
 

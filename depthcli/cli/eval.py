@@ -57,16 +57,20 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
-def metrics_table(rows: Sequence[dict], title: str) -> Table:
-    """One row per summary dict (EvalResult.summary()), 3 decimals as papers print them."""
+def metrics_table(rows: Sequence[dict], title: str, labels: Sequence[str] | None = None) -> Table:
+    """One row per summary dict (EvalResult.summary()), 3 decimals as papers print them.
+
+    Rows are labelled by their resolution unless `labels` names them (e.g. trained / untrained).
+    """
     metrics = [name for name in TABLE_METRICS if any(name in row for row in rows)]
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("resolution", no_wrap=True)
+    table.add_column("resolution" if labels is None else "model", no_wrap=True)
     for name in metrics:
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("n", justify="right", no_wrap=True)
-    for row in rows:
-        cells = [row["resolution"], *(f"{row[name]:.3f}" for name in metrics), str(row["n_images"])]
+    for index, row in enumerate(rows):
+        label = row["resolution"] if labels is None else labels[index]
+        cells = [label, *(f"{row[name]:.3f}" for name in metrics), str(row["n_images"])]
         table.add_row(*cells)
     return table
 

@@ -1,0 +1,161 @@
+"""Self-supervised training: throughput per preset, and the quality bar of issue 4.
+
+    python benchmarks/bench_selfsup.py throughput --sizes 640x192,320x96 --batch-size 4
+    python benchmarks/bench_selfsup.py quality --minutes 10 --presets radepth,diffnet
+
+`throughput`: train steps on a fixed synthetic batch (the recipe's full loss, optimizer step
+included) and report images/s (wall clock) and images per CPU-second.
+`quality`: render a synthetic KITTI-like training drive and a held-out drive (another seed), train
+each preset for a fixed wall-clock budget, and compare median-scaled abs_rel on the held-out drive
+with the same net untrained and with a constant "mean training depth" prediction. The bar: trained
+<= 0.5 x untrained and clearly better than the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+
+from depthcli.engine.selfsup import SelfSupTask, build_selfsup_config, run_selfsup, training_transform
+from depthcli.geometry import intrinsics_from_normalised
+from depthcli.sizes import parse_resolutions
+
+KITTI_K = torch.tensor([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+
+
+def _random_batch(config, batch_size: int) -> dict:
+    width, height = config.size
+    transform = training_transform(config)
+    samples = []
+    for index in range(batch_size):
+        sample = {}
+        for frame in config.frame_ids:
+            sample[("color", frame, 0)] = torch.rand(3, height, width)
+            sample[("color_aug", frame, 0)] = sample[("color", frame, 0)].clone()
+        K = intrinsics_from_normalised(KITTI_K, width, height)
+        sample[("K", 0)], sample[("inv_K", 0)], sample["index"] = K, torch.linalg.inv(K), index
+        samples.append(transform(sample) if transform else sample)
+    return default_collate(samples)
+
+
+def throughput(presets: list[str], sizes: list[tuple[int, int]], batch_size: int, steps: int) -> list[dict]:
+    rows = []
+    for preset in presets:
+        for size in sizes:
+            config = build_selfsup_config(preset, overrides={"size": size})
+            torch.manual_seed(0)
+            task = SelfSupTask(config)
+            optimizer = torch.optim.Adam(task.parameters(), lr=1e-4)
+            batch = _random_batch(config, batch_size)
+            timings = []
+            for _ in range(steps + 1):  # the first step warms up allocators and kernels
+                wall, cpu = time.perf_counter(), time.process_time()
+                loss = task(batch)["loss"]
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                timings.append((time.perf_counter() - wall, time.process_time() - cpu))
+            wall_s = sum(t[0] for t in timings[1:]) / steps
+            cpu_s = sum(t[1] for t in timings[1:]) / steps
+            row = {
+                "preset": preset,
+                "size": f"{size[0]}x{size[1]}",
+                "batch": batch_size,
+                "threads": torch.get_num_threads(),
+                "images_per_s": round(batch_size / wall_s, 3),
+                "images_per_cpu_s": round(batch_size / cpu_s, 3),
+            }
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+def _all_frames_split(root: Path) -> Path:
+    lines = []
+    for name in ("train_files.txt", "val_files.txt", "test_files.txt"):
+        path = root / name
+        if path.is_file():
+            lines += [line for line in path.read_text().splitlines() if line.strip()]
+    split = root / "all_files.txt"
+    split.write_text("\n".join(lines) + "\n")
+    return split
+
+
+def quality(
+    presets: list[str], minutes: float, frames: int, size: tuple[int, int], batch_size: int, lr: float, out: Path
+):
+    from depthcli.engine.checkpoint import load_depth_model
+    from depthcli.evaluation.evaluate import evaluate_model, evaluate_predictions
+    from depthcli.evaluation.ground_truth import open_eval_set
+    from depthcli.nets import build_depth_net
+    from depthcli.synth import synth_kitti
+
+    train_root, test_root = out / "world_train", out / "world_test"
+    render = (size[0] * 13 // 10 // 32 * 32 or size[0], size[1] * 13 // 10 // 32 * 32 or size[1])
+    if not train_root.is_dir():  # reuse the worlds of an earlier run into the same --out
+        synth_kitti(train_root, frames=frames, size=render, seed=0)
+        synth_kitti(test_root, frames=max(8, frames // 4), size=render, seed=1)
+    eval_set = open_eval_set(test_root, _all_frames_split(test_root), "kitti-eigen")
+    table = {}
+    for preset in presets:
+        overrides = {"data": str(train_root), "split": str(_all_frames_split(train_root)), "size": size,
+                     "batch_size": batch_size, "epochs": 1000, "max_minutes": minutes, "num_workers": 0,
+                     "save_every": 100, "lr_decay_at": 1.0, "channels_last": True, "lr": lr}  # fmt: skip
+        config = build_selfsup_config(preset, overrides=overrides)
+        start = time.monotonic()
+        result = run_selfsup(config, out / f"run_{preset}_lr{lr:g}", progress=True)
+        model, saved = load_depth_model(result.last_checkpoint)
+        trained = evaluate_model(model, eval_set, [size], saved["min_depth"], saved["max_depth"])[0].summary()
+        torch.manual_seed(0)
+        untrained_net = build_depth_net(config.net)
+        untrained = evaluate_model(untrained_net, eval_set, [size], 0.1, 100.0)[0].summary()
+        table[preset] = {"steps": result.steps, "minutes": (time.monotonic() - start) / 60,
+                         "trained": trained, "untrained": untrained}  # fmt: skip
+    constant = [np.ones(size[::-1], dtype=np.float32) for _ in range(len(eval_set))]
+    table["baseline"] = evaluate_predictions(constant, eval_set, pred_type="depth").summary()
+    print(json.dumps(table, indent=2))
+    for preset in presets:
+        row = table[preset]
+        ratio = row["trained"]["abs_rel"] / row["untrained"]["abs_rel"]
+        print(
+            f"{preset:10s} steps {row['steps']:5d}  abs_rel trained {row['trained']['abs_rel']:.3f}  untrained "
+            f"{row['untrained']['abs_rel']:.3f} (ratio {ratio:.2f})  baseline {table['baseline']['abs_rel']:.3f}"
+        )
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="mode", required=True)
+    speed = sub.add_parser("throughput")
+    speed.add_argument("--presets", default="monodepth2,diffnet,radepth")
+    speed.add_argument("--sizes", default="640x192,320x96")
+    speed.add_argument("--batch-size", type=int, default=4)
+    speed.add_argument("--steps", type=int, default=3)
+    good = sub.add_parser("quality")
+    good.add_argument("--presets", default="radepth,diffnet")
+    good.add_argument("--minutes", type=float, default=10.0)
+    good.add_argument("--frames", type=int, default=60)
+    good.add_argument("--size", default="320x96")
+    good.add_argument("--batch-size", type=int, default=4)
+    good.add_argument("--lr", type=float, default=1e-4)
+    good.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if args.mode == "throughput":
+        throughput(args.presets.split(","), parse_resolutions(args.sizes), args.batch_size, args.steps)
+    else:
+        out = args.out or Path(tempfile.mkdtemp(prefix="bench_selfsup_"))
+        print(f"writing into {out}")
+        quality(args.presets.split(","), args.minutes, args.frames, parse_resolutions(args.size)[0],
+                args.batch_size, args.lr, out)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training engines: the generic loop (`trainer`), its tasks (`selfsup`, ...), checkpoints, distributed setup."""

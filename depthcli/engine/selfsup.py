@@ -1,0 +1,306 @@
+"""Self-supervised monocular training: the monodepth2 recipe, DIFFNet on it, and RA-Depth (GUIDE 2).
+
+`SelfSupTask` turns a batch of sample dicts into losses: depth from the target frame, poses of the
+neighbours from a separate pose net, view synthesis of the target from each neighbour, automasked
+min-reprojection + edge-aware smoothness per scale (disparities upsampled to full resolution, as
+monodepth2). With `arbitrary_scale` (RA-Depth) the same loss is taken on the middle, high and low
+variants of `depthcli.data.arbitrary_scale` (scale 0 only, poses from the middle frames reused for all
+three) plus the cross-scale consistency of their disparities.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, seed_everything, train
+from depthcli.errors import DepthcliError
+from depthcli.geometry import disp_to_depth, pose_vec_to_mat, warp_frame
+from depthcli.losses.consistency import CrossScaleConsistency
+from depthcli.losses.photometric import min_reprojection_loss, photometric_error
+from depthcli.losses.smoothness import EdgeAwareSmoothness
+from depthcli.nets import build_depth_net, build_pose_net
+
+
+@dataclasses.dataclass
+class SelfSupConfig(TrainConfig):
+    """Everything a self-supervised run depends on; saved in the run dir and every checkpoint."""
+
+    preset: str = "monodepth2"
+    net: str = "monodepth2"
+    pose_net: str = "resnet18"
+    size: tuple[int, int] | None = None  # (width, height); None: the training cache's size (640x192 from raw)
+    frame_ids: tuple[int, ...] = (0, -1, 1)
+    scales: tuple[int, ...] = (0, 1, 2, 3)
+    min_depth: float = 0.1
+    max_depth: float = 100.0
+    smoothness_weight: float = 1e-3
+    automask: bool = True
+    augment: bool = True  # horizontal flip + colour jitter (identical across the frames of a sample)
+    arbitrary_scale: bool = False  # RA-Depth high/low variants + cross-scale consistency
+    high_scale_range: tuple[float, float] = (1.1, 2.0)
+    low_scale_range: tuple[float, float] = (0.7, 0.9)
+    consistency_weight: float = 1.0
+    boundary_loss: bool = False  # InverseForm boundary loss: disparity edges vs image edges
+    boundary_weight: float = 0.1
+    boundary_net: str | None = None  # trained inverse-transform net; None: train one into the run dir
+    boundary_net_steps: int = 2000
+    data: str = ""
+    split: str | None = None
+    val_data: str | None = None
+    val_protocol: str = "kitti-eigen"
+    encoder_init: str | None = None
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "monodepth2": {"preset": "monodepth2", "net": "monodepth2", "scales": (0, 1, 2, 3)},
+    "diffnet": {"preset": "diffnet", "net": "diffnet", "scales": (0, 1, 2, 3)},
+    "radepth": {"preset": "radepth", "net": "radepth", "scales": (0,), "arbitrary_scale": True},
+}
+
+
+def preset_values(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise DepthcliError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return dict(PRESETS[name])
+
+
+class SelfSupTask(TrainingTask):
+    """Depth net + pose net and the self-supervised losses of one batch (see the module docstring)."""
+
+    def __init__(self, config: SelfSupConfig) -> None:
+        super().__init__()
+        if 0 not in config.frame_ids or len(config.frame_ids) < 2:
+            raise DepthcliError(f"frame_ids {list(config.frame_ids)} must hold the target 0 and at least one source")
+        self.config = config
+        depth_options = {} if config.net == "radepth" else {"scales": tuple(config.scales)}
+        depth = build_depth_net(config.net, **depth_options)
+        missing = set(config.scales) - set(depth.scales)
+        if missing:
+            raise DepthcliError(
+                f"depth net {config.net!r} has no output scales {sorted(missing)}; set scales accordingly"
+            )
+        self.networks["depth"] = depth
+        self.networks["pose"] = build_pose_net(config.pose_net)
+        self.smoothness = EdgeAwareSmoothness()
+        self.consistency = CrossScaleConsistency()
+        self.sources = tuple(f for f in config.frame_ids if f != 0)
+        self.boundary = None
+        if config.boundary_loss:
+            from depthcli.losses.boundary import BoundaryLoss, load_boundary_net
+
+            if not config.boundary_net:
+                raise DepthcliError("boundary_loss needs boundary_net (a trained inverse-transform net checkpoint)")
+            self.boundary = BoundaryLoss(load_boundary_net(config.boundary_net)[0])
+
+    # -- training ---------------------------------------------------------------------------------
+    def forward(self, batch: dict) -> dict[str, Tensor]:
+        poses = self._poses(batch)
+        middle, middle_selected, middle_disp = self._variant_loss(batch, batch[("color_aug", 0, 0)], 0, poses)
+        losses = {}
+        if self.boundary is not None:
+            losses["boundary"] = self._boundary_loss(batch[("color", 0, 0)], middle_disp)
+            middle = middle + self.config.boundary_weight * losses["boundary"]
+        if not self.config.arbitrary_scale:
+            return {"loss": middle, **losses}
+        high, _, high_disp = self._variant_loss(batch, batch[("color", 0, "high")], "high", poses)
+        low, _, low_disp = self._variant_loss(batch, batch[("color", 0, "low")], "low", poses)
+        consistency = self.consistency(
+            middle_disp,
+            high_disp,
+            batch[("size", "high")],
+            batch[("offset", "high")],
+            low_disp,
+            batch[("size", "low")],
+            middle_selected,
+        )
+        total = middle + high + low + self.config.consistency_weight * consistency
+        return {
+            "loss": total,
+            "photometric_middle": middle,
+            "photometric_high": high,
+            "photometric_low": low,
+            "consistency": consistency,
+            **losses,
+        }
+
+    def _boundary_loss(self, image: Tensor, disp: Tensor) -> Tensor:
+        from depthcli.losses.boundary import sobel_edges
+
+        return self.boundary(sobel_edges(disp), sobel_edges(image))
+
+    def _poses(self, batch: dict) -> dict[int, Tensor]:
+        """T (B,4,4) mapping target-camera points into each source camera, from the jittered frames."""
+        poses = {}
+        for frame in self.sources:
+            pair = (frame, 0) if frame < 0 else (0, frame)
+            with self.net_autocast():
+                axisangle, translation = self.networks["pose"](*(batch[("color_aug", f, 0)] for f in pair))
+            poses[frame] = pose_vec_to_mat(axisangle.float(), translation.float(), invert=frame < 0)
+        return poses
+
+    def _variant_loss(self, batch: dict, net_input: Tensor, variant, poses) -> tuple[Tensor, Tensor, Tensor]:
+        """Automasked min-reprojection + smoothness, averaged over scales, for one image variant.
+
+        `variant` is the third element of the variant's keys: 0 (the sample itself), "high" or "low".
+        Returns (loss, identity_selected at scale 0, disparity at scale 0).
+        """
+        cfg = self.config
+        with self.net_autocast():
+            outputs = self.networks["depth"](net_input)
+        target = batch[("color", 0, variant)]
+        sources = {f: batch[("color", f, variant)] for f in self.sources}
+        K, inv_K = batch[("K", variant)], batch[("inv_K", variant)]
+        height, width = target.shape[-2:]
+        identity = None
+        if cfg.automask:
+            identity = torch.cat([photometric_error(sources[f], target) for f in self.sources], 1)
+        total = target.new_zeros(())
+        for scale in cfg.scales:
+            disp = outputs[("disp", scale)].float()
+            full = disp if scale == 0 else F.interpolate(disp, (height, width), mode="bilinear", align_corners=False)
+            _, depth = disp_to_depth(full, cfg.min_depth, cfg.max_depth)
+            reprojection = torch.cat(
+                [photometric_error(warp_frame(sources[f], depth, poses[f], K, inv_K), target) for f in self.sources], 1
+            )
+            loss_map, selected = min_reprojection_loss(reprojection, identity)
+            color = target if scale == 0 else F.interpolate(target, size=disp.shape[-2:], mode="area")
+            total = total + loss_map.mean() + cfg.smoothness_weight / 2**scale * self.smoothness(disp, color)
+            if scale == 0:
+                selected_at_0, disp_at_0 = selected, disp
+        return total / len(cfg.scales), selected_at_0, disp_at_0
+
+    # -- validation ---------------------------------------------------------------------------------
+    def validate(self, loader, device: torch.device) -> dict[str, float]:
+        """Median-scaled depth metrics (protocol `val_protocol`) on samples that carry "depth_gt"."""
+        from depthcli.evaluation.metrics import compute_depth_errors, mean_errors
+        from depthcli.evaluation.protocols import get_protocol, prepare_pixels
+
+        cfg, protocol, rows = self.config, get_protocol(self.config.val_protocol), []
+        width, height = cfg.size
+        for batch in loader:
+            if "depth_gt" not in batch:
+                return {}
+            image = batch[("color", 0, 0)]
+            if image.shape[-2:] != (height, width):
+                image = F.interpolate(image, (height, width), mode="bilinear", align_corners=False, antialias=True)
+            with self.net_autocast():
+                disp = self.networks["depth"](image)[("disp", 0)]
+            scaled, _ = disp_to_depth(disp.float(), cfg.min_depth, cfg.max_depth)
+            for gt, pred in zip(batch["depth_gt"][:, 0].cpu().numpy(), scaled[:, 0].cpu().numpy(), strict=True):
+                pixels = prepare_pixels(gt, pred, protocol, "disp", median_scaling=True)
+                if pixels is not None:
+                    rows.append(compute_depth_errors(pixels.gt, pixels.pred))
+        return mean_errors(rows) if rows else {}
+
+
+# ------------------------------------------------------------------------------------ running a job
+def build_selfsup_config(
+    preset: str, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> SelfSupConfig:
+    from depthcli.config import build_config
+
+    return build_config(SelfSupConfig, preset_values(preset), config_file, overrides)
+
+
+def training_transform(config: SelfSupConfig):
+    """The per-sample transform the recipe needs on top of the dataset's flip and jitter (or None)."""
+    if not config.arbitrary_scale:
+        return None
+    from depthcli.data.arbitrary_scale import ArbitraryScaleAugment
+
+    return ArbitraryScaleAugment(config.frame_ids, config.high_scale_range, config.low_scale_range)
+
+
+def open_training_data(config: SelfSupConfig, run_dir: Path, progress=None):
+    """The training Dataset for `config.data` (a cache file, or a raw KITTI root cached into the run dir)."""
+    from depthcli.data.cache import build_cache
+    from depthcli.data.datasets import CachedKittiDataset
+
+    data = Path(config.data)
+    if not data.exists():
+        raise DepthcliError(f"--data {data} does not exist; give a cache file or a KITTI raw root")
+    if data.is_dir():
+        size = config.size or (640, 192)
+        data = build_cache("kitti", data, run_dir / "train_cache.h5", split=config.split, size=size, progress=progress)
+    return CachedKittiDataset(
+        data, frame_ids=config.frame_ids, augment=config.augment, transform=training_transform(config)
+    )
+
+
+def open_validation_data(config: SelfSupConfig):
+    if not config.val_data:
+        return None
+    from depthcli.data.datasets import CachedKittiDataset
+
+    if not Path(config.val_data).is_file():
+        raise DepthcliError(f"--val-data {config.val_data} is not a cache file; build one with `depthcli cache`")
+    return CachedKittiDataset(config.val_data, frame_ids=(0,), augment=False)
+
+
+def resolve_size(config: SelfSupConfig, dataset) -> SelfSupConfig:
+    """Fill `size` from the data (None) or check that the data has the configured size."""
+    sample = dataset[0]
+    height, width = sample[("color", 0, 0)].shape[-2:]
+    if config.size is None:
+        return dataclasses.replace(config, size=(int(width), int(height)))
+    if tuple(config.size) != (width, height):
+        raise DepthcliError(
+            f"training data {config.data} holds {width}x{height} images but the size is "
+            f"{config.size[0]}x{config.size[1]}; rebuild the cache at that size or leave --size out"
+        )
+    return config
+
+
+def prepare_boundary_net(config: SelfSupConfig, run_dir: Path) -> SelfSupConfig:
+    """With `boundary_loss` and no `boundary_net`: train the inverse-transform net once into the run dir."""
+    if not config.boundary_loss or config.boundary_net:
+        return config
+    from depthcli.losses.boundary import save_boundary_net, train_inverse_transform_net
+
+    path = run_dir / "boundary_net.ckpt"
+    if not path.is_file():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        net, net_config = train_inverse_transform_net(steps=config.boundary_net_steps, seed=config.seed)
+        save_boundary_net(path, net, net_config)
+    return dataclasses.replace(config, boundary_net=str(path))
+
+
+def run_selfsup(
+    config: SelfSupConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    device: str | None = None,
+) -> TrainResult:
+    """Build data, task and loop for `config` and train into `run_dir` (resuming `last.ckpt` if asked)."""
+    run_dir = Path(run_dir)
+    dataset = open_training_data(config, run_dir)
+    config = prepare_boundary_net(resolve_size(config, dataset), run_dir)
+    seed_everything(config.seed)
+    task = build_selfsup_task(config)
+    return train(
+        task,
+        dataset,
+        config,
+        run_dir,
+        val_set=open_validation_data(config),
+        resume=resume,
+        progress=progress,
+        device=device,
+    )
+
+
+def build_selfsup_task(config: SelfSupConfig) -> SelfSupTask:
+    task = SelfSupTask(config)
+    if config.encoder_init:
+        from depthcli.engine.checkpoint import load_encoder_init
+
+        load_encoder_init(task.networks["depth"], config.encoder_init)
+    return task

@@ -1,0 +1,63 @@
+"""`depthcli train` end to end on a synthetic KITTI drive: raw root -> cache -> run dir -> resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from depthcli.cli.app import app
+from depthcli.engine.checkpoint import load_checkpoint, load_depth_model
+from depthcli.errors import DepthcliError
+
+
+def test_train_from_raw_root_then_resume_with_config_precedence(tmp_path, synthetic_kitti):
+    run = tmp_path / "run"
+    config_file = tmp_path / "mine.toml"
+    config_file.write_text("lr = 0.002\nbatch_size = 4\nsmoothness_weight = 0.01\n")
+    common = ["--num-workers", "0", "--no-progress", "--out", str(run)]
+    first = CliRunner().invoke(
+        app,
+        ["train", "--preset", "radepth", "--config", str(config_file), "--data", str(synthetic_kitti),
+         "--split", str(synthetic_kitti / "train_files.txt"), "--size", "64x64", "--max-steps", "2",
+         "--batch-size", "2", *common],
+    )  # fmt: skip
+    assert first.exit_code == 0, first.output + repr(first.exception)
+    assert str(run) in first.output
+    saved = json.loads((run / "config.json").read_text())
+    # preset (radepth) < file (lr, batch 4, smoothness) < flags (batch 2, size, steps)
+    assert (saved["net"], saved["lr"], saved["batch_size"], saved["smoothness_weight"]) == ("radepth", 0.002, 2, 0.01)
+    assert saved["size"] == [64, 64] and saved["max_steps"] == 2
+    assert (run / "train_cache.h5").is_file() and (run / "loss.png").is_file()
+    assert load_checkpoint(run / "last.ckpt")["train_state"]["step"] == 2
+
+    second = CliRunner().invoke(app, ["train", "--resume", "--max-steps", "3", *common])
+    assert second.exit_code == 0, second.output + repr(second.exception)
+    state = load_checkpoint(run / "last.ckpt")
+    assert state["train_state"]["step"] == 3 and state["config"]["lr"] == 0.002
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").open()]
+    assert steps == sorted(steps) and steps[-1] == 3
+    model, config = load_depth_model(run / "last.ckpt")
+    assert config["net"] == "radepth" and config["size"] == [64, 64]
+    with torch.no_grad():
+        disp = model(torch.rand(1, 3, 64, 64))[("disp", 0)]
+    assert disp.shape == (1, 1, 64, 64)
+
+
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["--preset", "radepth", "--data", "nowhere.h5"], "does not exist"),
+        (["--preset", "monodepth3", "--data", "x"], "unknown preset"),
+        (["--preset", "radepth", "--data", "x", "--size", "100x64"], "multiples of 32"),
+        (["--preset", "radepth", "--data", "x", "--amp", "fp8"], "--amp 'fp8'"),
+        (["--data", "x"], "--preset is required"),
+        (["--resume"], "--resume: no checkpoint"),
+    ],
+)
+def test_bad_train_arguments_are_one_line_errors(tmp_path, args, pattern):
+    result = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "run"), "--no-progress", *args])
+    assert isinstance(result.exception, DepthcliError), result.output
+    assert pattern in str(result.exception)

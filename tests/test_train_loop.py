@@ -1,0 +1,140 @@
+"""The generic training loop on a tiny task: resume exactness, NaN stop, best.ckpt, logs, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+from typer.testing import CliRunner
+
+from depthcli.cli.app import app
+from depthcli.engine.checkpoint import load_checkpoint
+from depthcli.engine.trainer import TrainConfig, TrainingDiverged, TrainingTask, train
+from depthcli.errors import DepthcliError
+
+
+class NoisyPoints(Dataset):
+    """Sample i: a point drawn with torch's RNG at access time (tests the per-sample seeding)."""
+
+    def __len__(self) -> int:
+        return 6
+
+    def __getitem__(self, index: int) -> dict:
+        return {"x": torch.randn(3), "index": index}
+
+
+class LineFit(TrainingTask):
+    """Fit w to the points with a noisy loss (the noise comes from the loop's torch RNG)."""
+
+    def __init__(self, nan_at_call: int | None = None) -> None:
+        super().__init__()
+        self.networks["depth"] = nn.Linear(3, 1)
+        self.calls, self.nan_at_call = 0, nan_at_call
+
+    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        self.calls += 1
+        with self.net_autocast():
+            out = self.networks["depth"](batch["x"]).float()
+        loss = ((out - 1.0) ** 2).mean() + 1e-3 * torch.randn(())
+        if self.calls == self.nan_at_call:
+            loss = loss * float("nan")
+        return {"loss": loss}
+
+    def validate(self, loader, device) -> dict[str, float]:
+        errors = [float((self.networks["depth"](b["x"]) - 1.0).abs().mean()) for b in loader]
+        return {"abs_rel": sum(errors) / len(errors)}
+
+
+def _config(**changes) -> TrainConfig:
+    base = {"epochs": 3, "batch_size": 2, "lr": 0.05, "num_workers": 0, "save_every": 0, "log_every": 1}
+    return TrainConfig(**{**base, **changes})
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    torch.manual_seed(0)
+    straight = LineFit()
+    train(straight, NoisyPoints(), _config(), tmp_path / "a", progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_4(step, losses):
+        if step == 4:
+            raise Killed
+
+    torch.manual_seed(0)
+    with pytest.raises(Killed):
+        train(LineFit(), NoisyPoints(), _config(save_every=2), tmp_path / "b", progress=False, on_step=kill_after_4)
+    torch.manual_seed(123)  # a fresh process: different RNG, different init, restored from the checkpoint
+    resumed = LineFit()
+    result = train(resumed, NoisyPoints(), _config(num_workers=1), tmp_path / "b", resume=True, progress=False)
+    assert result.steps == 9  # 6 samples / batch 2 = 3 steps per epoch, 3 epochs
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    losses_a = [r["loss"] for r in map(json.loads, (tmp_path / "a" / "metrics.jsonl").open()) if "loss" in r]
+    losses_b = [r["loss"] for r in map(json.loads, (tmp_path / "b" / "metrics.jsonl").open()) if "loss" in r]
+    assert losses_a == losses_b and len(losses_a) == 9
+
+
+def test_run_dir_contents_and_best_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    result = train(LineFit(), NoisyPoints(), _config(), tmp_path, val_set=NoisyPoints(), progress=False)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"config.json", "last.ckpt", "best.ckpt", "metrics.jsonl", "loss.png"} <= names
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
+    val = [r["val"]["abs_rel"] for r in records if "val" in r]
+    assert len(val) == 3  # one validation per epoch
+    best = load_checkpoint(tmp_path / "best.ckpt", expected_kind="depth")
+    assert best["train_state"]["best_metric"] == pytest.approx(min(val))
+    assert result.best_metric == pytest.approx(min(val))
+    best_step = [r["step"] for r in records if "val" in r][val.index(min(val))]
+    assert best["train_state"]["step"] == best_step
+    assert json.loads((tmp_path / "config.json").read_text())["batch_size"] == 2
+
+
+def test_max_steps_and_lr_schedule(tmp_path):
+    torch.manual_seed(0)
+    train(LineFit(), NoisyPoints(), _config(max_steps=8, lr_decay_at=0.75), tmp_path, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
+    assert [r["step"] for r in records] == list(range(1, 9))
+    # StepLR at 3/4 of the 8 steps: steps 1..6 at lr, 7..8 at lr * 0.1
+    assert [round(r["lr"], 6) for r in records] == [0.05] * 6 + [0.005] * 2
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    task = LineFit(nan_at_call=5)
+    with pytest.raises(TrainingDiverged, match="loss became nan at step 5") as info:
+        train(task, NoisyPoints(), _config(save_every=2), tmp_path, progress=False)
+    assert isinstance(info.value, DepthcliError)
+    assert load_checkpoint(tmp_path / "last.ckpt")["train_state"]["step"] == 4
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path):
+    with pytest.raises(DepthcliError, match="--resume: no checkpoint"):
+        train(LineFit(), NoisyPoints(), _config(), tmp_path, resume=True, progress=False)
+    result = CliRunner().invoke(app, ["train", "--resume", "--out", str(tmp_path / "nothing")])
+    assert result.exit_code != 0 and "no checkpoint" in (result.output + str(result.exception))
+
+
+def test_batch_larger_than_data_is_an_error(tmp_path):
+    with pytest.raises(DepthcliError, match="fewer than the batch size 8"):
+        train(LineFit(), NoisyPoints(), _config(batch_size=8), tmp_path, progress=False)
+
+
+def test_compile_is_ignored_with_a_warning_on_cpu(tmp_path):
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="--compile only applies on CUDA"):
+        result = train(LineFit(), NoisyPoints(), _config(compile=True, max_steps=1), tmp_path, progress=False)
+    assert result.steps == 1
+
+
+def test_time_budget_stops_after_the_current_step_and_saves(tmp_path):
+    torch.manual_seed(0)
+    result = train(LineFit(), NoisyPoints(), _config(max_minutes=1e-9), tmp_path, progress=False)
+    assert (result.steps, result.stop_reason) == (1, "time budget spent")
+    assert load_checkpoint(tmp_path / "last.ckpt")["train_state"]["step"] == 1

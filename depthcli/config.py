@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tomllib
 import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
-
-import tomllib
 
 from depthcli.atomic import atomic_write_text
 from depthcli.errors import DepthcliError

@@ -29,8 +29,8 @@ class DemoSettings:
     """What the demo builds; the defaults fit a 10-minute training budget on 2 CPU cores."""
 
     budget_minutes: float = 10.0
-    world_size: tuple[int, int] = (640, 192)  # rendered frames (and GT) size
-    train_size: tuple[int, int] = (320, 96)  # network input during training
+    world_size: tuple[int, int] = (416, 128)  # rendered frames (and GT) size
+    train_size: tuple[int, int] = (192, 64)  # network input during training
     drives: int = 3  # the last drive is the held-out test drive
     frames_per_drive: int = 60
     batch_size: int = 6

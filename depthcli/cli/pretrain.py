@@ -46,10 +46,8 @@ def pretrain(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
     """Pretrain an encoder without labels; writes OUT/encoder.ckpt for `depthcli train --encoder-init`."""
-    from depthcli.config import build_config
-    from depthcli.engine.checkpoint import load_checkpoint
     from depthcli.engine.pretrain import DOWNSTREAM_NETS, PretrainConfig, preset_values, run_pretrain
-    from depthcli.engine.trainer import LAST_CHECKPOINT
+    from depthcli.engine.trainer import resolve_run_config
 
     if amp is not None and amp not in ("bf16", "fp16", "off"):
         raise DepthcliError(f"--amp {amp!r} is not one of bf16, fp16, off")
@@ -73,17 +71,15 @@ def pretrain(
         "amp": amp,
         "save_every": save_every,
     }
-    overrides = {name: value for name, value in flags.items() if value is not None}
-    if epochs is not None and max_steps is None:
-        overrides["max_steps"] = 0  # --epochs given: the run is measured in epochs again
-    if resume:
-        last = out / LAST_CHECKPOINT
-        if not last.is_file():
-            raise DepthcliError(f"--resume: no checkpoint {last}; start without --resume or point --out at the run")
-        stored = load_checkpoint(last, expected_kind="pretrain")["config"]
-        config = build_config(PretrainConfig, stored, config_file, overrides)
-    else:
-        config = build_config(PretrainConfig, preset_values(preset or "grmc"), config_file, overrides)
+    config = resolve_run_config(
+        PretrainConfig,
+        out,
+        resume=resume,
+        checkpoint_kind="pretrain",
+        preset=None if resume else preset_values(preset or "grmc"),
+        config_file=config_file,
+        flags=flags,
+    )
     is_main = int(os.environ.get("RANK", "0")) == 0
     console = Console()
     if save_gradient_fields is not None and is_main:

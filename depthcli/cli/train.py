@@ -45,9 +45,7 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
     """Train a depth model (self-supervised, or supervised on NYU); prints the run directory at start and end."""
-    from depthcli.config import build_config
-    from depthcli.engine.checkpoint import load_checkpoint
-    from depthcli.engine.trainer import LAST_CHECKPOINT
+    from depthcli.engine.trainer import resolve_run_config
 
     if task == "supervised":
         from depthcli.engine.supervised import SupervisedConfig as TaskConfig
@@ -83,21 +81,19 @@ def train(
         "val_data": val_data,
         "save_every": save_every,
     }
-    overrides = {key: value for key, value in flags.items() if value is not None}
-    if epochs is not None and max_steps is None:
-        overrides["max_steps"] = 0  # --epochs given: the run is measured in epochs again
-    if resume:
-        last = out / LAST_CHECKPOINT
-        if not last.is_file():
-            raise DepthcliError(f"--resume: no checkpoint {last}; start without --resume or point --out at the run")
-        stored = load_checkpoint(last, expected_kind="depth")["config"]
-        config = build_config(TaskConfig, stored, config_file, overrides)
-    else:
-        if preset is None:
-            raise DepthcliError("--preset is required (monodepth2, diffnet, radepth; nyu-resnet50) unless --resume")
-        config = build_config(TaskConfig, preset_values(preset), config_file, overrides)
-        if not config.data:
-            raise DepthcliError("--data is required: a training cache (.h5) or a KITTI / NYU raw root")
+    if not resume and preset is None:
+        raise DepthcliError("--preset is required (monodepth2, diffnet, radepth; nyu-resnet50) unless --resume")
+    config = resolve_run_config(
+        TaskConfig,
+        out,
+        resume=resume,
+        checkpoint_kind="depth",
+        preset=None if resume else preset_values(preset),
+        config_file=config_file,
+        flags=flags,
+    )
+    if not config.data:
+        raise DepthcliError("--data is required: a training cache (.h5) or a KITTI / NYU raw root")
     is_main = int(os.environ.get("RANK", "0")) == 0
     console = Console(soft_wrap=True)
     if is_main:

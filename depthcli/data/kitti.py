@@ -160,15 +160,21 @@ def velodyne_depth_map(
     return depth.reshape(height, width)
 
 
-def read_split(path: str | os.PathLike) -> list[SplitEntry]:
-    """Split file lines `folder frame_index side` -> entries (blank lines ignored)."""
+def read_split_lines(path: str | os.PathLike) -> list[str]:
+    """The lines of a split file (any kind: KITTI entries, NYU index lists); unreadable -> DepthcliError."""
     path = Path(path)
     try:
-        lines = path.read_text().splitlines()
+        return path.read_text().splitlines()
     except FileNotFoundError:
         raise DepthcliError(f"split file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DepthcliError(f"cannot read split file {path}: {exc}") from None
+
+
+def read_split(path: str | os.PathLike) -> list[SplitEntry]:
+    """Split file lines `folder frame_index side` -> entries (blank lines ignored)."""
+    path = Path(path)
+    lines = read_split_lines(path)
     entries = []
     for number, line in enumerate(lines, start=1):
         fields = line.split()

@@ -21,7 +21,7 @@ import math
 import random
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
 from depthcli.atomic import atomic_path, atomic_write_text
-from depthcli.config import config_to_dict, save_config
+from depthcli.config import build_config, config_to_dict, save_config
 from depthcli.engine import distributed
 from depthcli.engine.checkpoint import load_checkpoint, save_checkpoint
 from depthcli.errors import DepthcliError
@@ -142,6 +142,32 @@ def train(
         return _Loop(task, train_set, config, Path(run_dir), val_set, ctx, progress, on_step).run(resume)
     finally:
         distributed.teardown(ctx)
+
+
+def resolve_run_config(
+    config_class: type,
+    run_dir: str | Path,
+    *,
+    resume: bool,
+    checkpoint_kind: str,
+    preset: Mapping[str, Any] | None,
+    config_file: str | Path | None,
+    flags: Mapping[str, Any],
+):
+    """A command's job config: preset < --config file < the flags that were given (None = not given).
+
+    With `resume`, the config stored in RUN_DIR/last.ckpt takes the preset's place, so a resumed run
+    continues with exactly the settings it started with unless a flag says otherwise.
+    """
+    overrides = {key: value for key, value in flags.items() if value is not None}
+    if flags.get("epochs") is not None and flags.get("max_steps") is None:
+        overrides["max_steps"] = 0  # --epochs given: the run is measured in epochs again
+    if resume:
+        last = Path(run_dir) / LAST_CHECKPOINT
+        if not last.is_file():
+            raise DepthcliError(f"--resume: no checkpoint {last}; start without --resume or point --out at the run")
+        preset = load_checkpoint(last, expected_kind=checkpoint_kind)["config"]
+    return build_config(config_class, preset, config_file, overrides)
 
 
 def seed_everything(seed: int) -> None:

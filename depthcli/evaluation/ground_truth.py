@@ -115,12 +115,7 @@ def read_index_list(path: str | os.PathLike, length: int) -> np.ndarray:
     path = Path(path)
     if path.suffix.lower() == ".mat":
         return nyu.read_nyu_splits(path, length)["test"]
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise DepthcliError(f"split file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DepthcliError(f"cannot read split file {path}: {exc}") from None
+    lines = kitti.read_split_lines(path)
     indices = []
     for number, line in enumerate(lines, start=1):
         text = line.strip()

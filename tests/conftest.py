@@ -58,3 +58,15 @@ def synthetic_nyu(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic_nyu")
     synth_nyu(root, frames=SYNTHETIC_NYU_FRAMES, size=SYNTHETIC_NYU_SIZE, seed=0)
     return root
+
+
+@pytest.fixture
+def kitti_mini_links(kitti_mini, tmp_path) -> Path:
+    """The real KITTI sample as a tree of symlinks in tmp_path: tests break single files (unlink first)."""
+    target = tmp_path / "raw"
+    for path in kitti_mini.rglob("*"):
+        if path.is_file():
+            dest = target / path.relative_to(kitti_mini)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.symlink_to(path)
+    return target

@@ -40,16 +40,6 @@ def train_cache(kitti_mini, tmp_path_factory):
     return build_cache("kitti", kitti_mini, out, split=kitti_mini / "eval_files.txt", size=(640, 192))
 
 
-def _linked_copy(source, target):
-    """The KITTI sample as a tree of symlinks: tests replace single files (unlink first) to break them."""
-    for path in source.rglob("*"):
-        if path.is_file():
-            dest = target / path.relative_to(source)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.symlink_to(path)
-    return target
-
-
 def _replace(path, data: bytes):
     path.unlink()
     path.write_bytes(data)
@@ -105,9 +95,9 @@ def test_verify_names_corrupted_and_truncated_entries(train_cache, tmp_path):
     assert len(problems) == 1 and "cut.h5" in problems[0] and "truncated" in problems[0]
 
 
-def test_variable_image_sizes_per_date_are_padded_and_cropped_back(kitti_mini, tmp_path):
+def test_variable_image_sizes_per_date_are_padded_and_cropped_back(kitti_mini, kitti_mini_links, tmp_path):
     """Real KITTI sizes differ by date (1242x375, 1226x370, ...): a full-size cache must keep each size."""
-    root = _linked_copy(kitti_mini, tmp_path / "raw")
+    root = kitti_mini_links
     other = root / "2011_09_30" / "2011_09_30_drive_0001_sync" / "image_02" / "data"
     other.mkdir(parents=True)
     for name in ("calib_cam_to_cam.txt", "calib_velo_to_cam.txt"):

@@ -76,6 +76,14 @@ def _ssim_factors(mean_x, mean_y, mean_xx, mean_yy, mean_xy, C1: tl.constexpr, C
 
 
 @triton.jit
+def _pixel_block(n_pixels, H, W, BLOCK: tl.constexpr):
+    """This program's BLOCK output pixels: flat index, in-range mask, batch, index within the image, row, col."""
+    pix = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    within = pix % (H * W)
+    return pix, pix < n_pixels, pix // (H * W), within, within // W, within % W
+
+
+@triton.jit
 def _photometric_forward_kernel(
     x_ptr,
     y_ptr,
@@ -90,13 +98,8 @@ def _photometric_forward_kernel(
     L1_W: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
-    pix = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = pix < n_pixels
+    pix, mask, batch, within, row, col = _pixel_block(n_pixels, H, W, BLOCK)
     hw = H * W
-    batch = pix // hw
-    within = pix % hw
-    row = within // W
-    col = within % W
     ssim_sum = tl.zeros([BLOCK], dtype=tl.float32)
     l1_sum = tl.zeros([BLOCK], dtype=tl.float32)
     for channel in range(C):
@@ -142,13 +145,8 @@ def _moment_grads_kernel(
 
     Writes four float32 planes of the input's size: moment_grads[k, b, c, h, w].
     """
-    pix = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = pix < n_pixels
+    pix, mask, batch, within, row, col = _pixel_block(n_pixels, H, W, BLOCK)
     hw = H * W
-    batch = pix // hw
-    within = pix % hw
-    row = within // W
-    col = within % W
     plane = n_pixels * C
     grad_map = tl.load(grad_out_ptr + pix, mask=mask, other=0.0).to(tl.float32)
     for channel in range(C):
@@ -195,13 +193,8 @@ def _input_grads_kernel(
     With A^T the adjoint of the padded mean filter: dx = A^T[g_mx] + 2x A^T[g_mxx] + y A^T[g_mxy],
     dy = A^T[g_my] + 2y A^T[g_mxx] + x A^T[g_mxy].
     """
-    pix = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = pix < n_pixels
+    pix, mask, batch, within, row, col = _pixel_block(n_pixels, H, W, BLOCK)
     hw = H * W
-    batch = pix // hw
-    within = pix % hw
-    row = within // W
-    col = within % W
     plane = n_pixels * C
     grad_map = tl.load(grad_out_ptr + pix, mask=mask, other=0.0).to(tl.float32)
     for channel in range(C):

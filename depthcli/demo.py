@@ -60,7 +60,7 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), log: 
     world = _synthesise_world(out_dir / "world", settings, log)
     train_cache, eval_cache = _build_caches(world, out_dir, settings, log)
     checkpoint = _train(train_cache, out_dir / "run", settings, log)
-    summary = _evaluate(checkpoint, eval_cache, world, settings, log)
+    summary = _evaluate(checkpoint, train_cache, eval_cache, world, settings, log)
     sweep_files = _sweep(checkpoint, eval_cache, out_dir / "sweep", log)
     prediction_dir = _predict(checkpoint, world, out_dir / "predictions", settings, log)
     atomic_write_text(summary_path, json.dumps(summary, indent=2) + "\n")
@@ -148,7 +148,9 @@ def _mean_training_depth(world: Path) -> float:
     return total / count
 
 
-def _evaluate(checkpoint: Path, eval_cache: Path, world: Path, settings: DemoSettings, log: Log) -> dict:
+def _evaluate(
+    checkpoint: Path, train_cache: Path, eval_cache: Path, world: Path, settings: DemoSettings, log: Log
+) -> dict:
     from depthcli.engine.checkpoint import load_depth_model
     from depthcli.evaluation.evaluate import evaluate_model, evaluate_predictions
     from depthcli.evaluation.ground_truth import open_eval_set
@@ -156,7 +158,7 @@ def _evaluate(checkpoint: Path, eval_cache: Path, world: Path, settings: DemoSet
     log(f"eval: KITTI Eigen protocol (median scaling) on the held-out drive ({eval_cache})")
     eval_set = open_eval_set(eval_cache, None, "kitti-eigen")
     trained, config = load_depth_model(checkpoint)
-    untrained, _ = _untrained_model(world.parent / "train.h5", settings)
+    untrained, _ = _untrained_model(train_cache, settings)
     resolution = [tuple(config["size"])]
     rows = {}
     for name, model in (("trained", trained), ("untrained", untrained)):

@@ -1,14 +1,15 @@
 """Self-supervised training: throughput per preset, and the quality bar of issue 4.
 
     python benchmarks/bench_selfsup.py throughput --sizes 640x192,320x96 --batch-size 4
-    python benchmarks/bench_selfsup.py quality --minutes 10 --presets radepth,diffnet
+    python benchmarks/bench_selfsup.py quality --minutes 10 --presets radepth,diffnet --small
 
 `throughput`: train steps on a fixed synthetic batch (the recipe's full loss, optimizer step
 included) and report images/s (wall clock) and images per CPU-second.
 `quality`: render a synthetic KITTI-like training drive and a held-out drive (another seed), train
 each preset for a fixed wall-clock budget, and compare median-scaled abs_rel on the held-out drive
 with the same net untrained and with a constant "mean training depth" prediction. The bar: trained
-<= 0.5 x untrained and clearly better than the baseline.
+<= 0.5 x untrained and clearly better than the baseline. `--small` trains each preset's recipe on its
+half-width HRNet-W9 net (`radepth-small`, `diffnet-small`), as `depthcli demo` does on a CPU.
 """
 
 from __future__ import annotations
@@ -89,7 +90,15 @@ def _all_frames_split(root: Path) -> Path:
 
 
 def quality(
-    presets: list[str], minutes: float, frames: int, size: tuple[int, int], batch_size: int, lr: float, out: Path
+    presets: list[str],
+    minutes: float,
+    frames: int,
+    size: tuple[int, int],
+    batch_size: int,
+    lr: float,
+    out: Path,
+    world_size: tuple[int, int],
+    small: bool = False,
 ):
     from depthcli.engine.checkpoint import load_depth_model
     from depthcli.evaluation.evaluate import evaluate_model, evaluate_predictions
@@ -98,19 +107,20 @@ def quality(
     from depthcli.synth import synth_kitti
 
     train_root, test_root = out / "world_train", out / "world_test"
-    render = (size[0] * 13 // 10 // 32 * 32 or size[0], size[1] * 13 // 10 // 32 * 32 or size[1])
     if not train_root.is_dir():  # reuse the worlds of an earlier run into the same --out
-        synth_kitti(train_root, frames=frames, size=render, seed=0)
-        synth_kitti(test_root, frames=max(8, frames // 4), size=render, seed=1)
+        synth_kitti(train_root, frames=frames, size=world_size, seed=0)
+        synth_kitti(test_root, frames=max(8, frames // 4), size=world_size, seed=1)
     eval_set = open_eval_set(test_root, _all_frames_split(test_root), "kitti-eigen")
     table = {}
     for preset in presets:
         overrides = {"data": str(train_root), "split": str(_all_frames_split(train_root)), "size": size,
                      "batch_size": batch_size, "epochs": 1000, "max_minutes": minutes, "num_workers": 0,
                      "save_every": 100, "lr_decay_at": 1.0, "channels_last": True, "lr": lr}  # fmt: skip
+        if small:
+            overrides["net"] = f"{build_selfsup_config(preset).net}-small"
         config = build_selfsup_config(preset, overrides=overrides)
         start = time.monotonic()
-        result = run_selfsup(config, out / f"run_{preset}_lr{lr:g}", progress=True)
+        result = run_selfsup(config, out / f"run_{config.net}_lr{lr:g}", progress=True)
         model, saved = load_depth_model(result.last_checkpoint)
         trained = evaluate_model(model, eval_set, [size], saved["min_depth"], saved["max_depth"])[0].summary()
         torch.manual_seed(0)
@@ -142,10 +152,12 @@ def main() -> None:
     good = sub.add_parser("quality")
     good.add_argument("--presets", default="radepth,diffnet")
     good.add_argument("--minutes", type=float, default=10.0)
-    good.add_argument("--frames", type=int, default=60)
-    good.add_argument("--size", default="320x96")
+    good.add_argument("--frames", type=int, default=120)
+    good.add_argument("--size", default="192x64", help="training size")
+    good.add_argument("--world-size", default="416x128", help="rendered frames (and GT) size")
     good.add_argument("--batch-size", type=int, default=4)
-    good.add_argument("--lr", type=float, default=1e-4)
+    good.add_argument("--lr", type=float, default=5e-4)
+    good.add_argument("--small", action="store_true", help="the presets' recipes on the half-width nets")
     good.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.mode == "throughput":
@@ -154,7 +166,7 @@ def main() -> None:
         out = args.out or Path(tempfile.mkdtemp(prefix="bench_selfsup_"))
         print(f"writing into {out}")
         quality(args.presets.split(","), args.minutes, args.frames, parse_resolutions(args.size)[0],
-                args.batch_size, args.lr, out)  # fmt: skip
+                args.batch_size, args.lr, out, parse_resolutions(args.world_size)[0], args.small)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -27,7 +27,14 @@ PUBLISHED_PARAMS = {
     "radepth": 9.98e6,
     "nyu-resnet50": 63.6e6,  # FCRN (Laina et al. 2016), ResNet-50 + up-projections
 }
-ENCODER_OF = {"monodepth2": "resnet18", "diffnet": "hrnet18", "radepth": "hrnet18", "nyu-resnet50": "resnet50"}
+ENCODER_OF = {
+    "monodepth2": "resnet18",
+    "diffnet": "hrnet18",
+    "radepth": "hrnet18",
+    "nyu-resnet50": "resnet50",
+    "diffnet-small": "hrnet9",
+    "radepth-small": "hrnet9",
+}
 SWEEP_EXTREMES = [(416, 128), (1024, 320)]
 
 
@@ -37,15 +44,31 @@ def depth_net(request):
     return request.param, build_depth_net(request.param)
 
 
-def test_registry_lists_the_four_depth_nets():
-    assert list_depth_nets() == ["monodepth2", "diffnet", "radepth", "nyu-resnet50"]
+def test_registry_lists_the_depth_nets():
+    assert list_depth_nets() == ["monodepth2", "diffnet", "radepth", "nyu-resnet50", "diffnet-small", "radepth-small"]
     with pytest.raises(DepthcliError, match="unknown depth net 'monodepth3'.*monodepth2"):
         build_depth_net("monodepth3")
 
 
-def test_parameter_count_matches_publication(depth_net):
-    name, net = depth_net
-    assert count_parameters(net) == pytest.approx(PUBLISHED_PARAMS[name], rel=0.01)
+@pytest.mark.parametrize("name", list(PUBLISHED_PARAMS))
+def test_parameter_count_matches_publication(name):
+    assert count_parameters(build_depth_net(name)) == pytest.approx(PUBLISHED_PARAMS[name], rel=0.01)
+
+
+@pytest.mark.parametrize("name", ["diffnet", "radepth"])
+def test_small_net_is_the_same_architecture_at_half_hrnet_width(name):
+    full, small = build_depth_net(name), build_depth_net(f"{name}-small")
+    assert small.encoder.num_ch_enc == [64, 9, 18, 36, 72]  # HRNet-W18: [64, 18, 36, 72, 144]
+    full_shapes = {key: tuple(value.shape) for key, value in full.state_dict().items()}
+    small_shapes = {key: tuple(value.shape) for key, value in small.state_dict().items()}
+    assert small_shapes.keys() == full_shapes.keys()
+    # the stem (conv1/conv2/layer1) keeps its width; every tensor after it is no larger, some strictly smaller
+    for key in small_shapes:
+        if key.startswith(("encoder.conv", "encoder.bn", "encoder.layer1")):
+            assert small_shapes[key] == full_shapes[key], key
+        else:
+            assert all(s <= f for s, f in zip(small_shapes[key], full_shapes[key], strict=True)), key
+    assert count_parameters(small) < 0.35 * count_parameters(full)
 
 
 def test_resnet18_encoder_without_fc_is_11_18m():

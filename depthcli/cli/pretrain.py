@@ -20,7 +20,7 @@ from depthcli.sizes import parse_size
 def pretrain(
     data: str = typer.Option(None, "--data", help="NYU/KITTI cache (.h5) or root, or a folder of images."),
     dataset: str = typer.Option(None, "--dataset", help="nyu, kitti or folder (default nyu)."),
-    encoder: str = typer.Option(None, "--encoder", help="resnet50 (NYU head), resnet18 (monodepth2), hrnet18."),
+    encoder: str = typer.Option(None, "--encoder", help="resnet50 (NYU head), resnet18 (monodepth2), hrnet18, hrnet9."),
     out: Path = typer.Option(..., "--out", help="Run directory: encoder.ckpt, last.ckpt, metrics.jsonl, loss.png."),
     preset: str = typer.Option(None, "--preset", help="grmc (default) or moco."),
     config_file: Path = typer.Option(None, "--config", help="TOML/JSON(/YAML) file of config keys (flat table)."),

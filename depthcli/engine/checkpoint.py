@@ -128,13 +128,13 @@ def _load_state(module: nn.Module, state: dict, path: str | os.PathLike, what: s
 
 
 def encoder_name_of(model: nn.Module) -> str | None:
-    """Registry name of `model.encoder` ("resnet18", "resnet50", "hrnet18"), read off its architecture."""
+    """Registry name of `model.encoder` ("resnet18", "resnet50", "hrnet18", "hrnet9"), read off its architecture."""
     from depthcli.nets.hrnet import HRNetEncoder
     from depthcli.nets.resnet import RESNET_LAYOUTS, ResNetEncoder
 
     encoder = getattr(model, "encoder", model)
     if isinstance(encoder, HRNetEncoder):
-        return "hrnet18"
+        return f"hrnet{encoder.num_ch_enc[1]}"
     if isinstance(encoder, ResNetEncoder):
         layout = tuple(len(getattr(encoder, f"layer{i}")) for i in range(1, 5))
         for depth, (block, blocks) in RESNET_LAYOUTS.items():

@@ -45,7 +45,12 @@ from depthcli.nets import build_encoder
 
 ENCODER_CHECKPOINT = "encoder.ckpt"
 # Which depth nets start from which pretrained encoder (for messages; load_encoder_init checks it).
-DOWNSTREAM_NETS = {"hrnet18": "diffnet / radepth", "resnet18": "monodepth2", "resnet50": "nyu-resnet50"}
+DOWNSTREAM_NETS = {
+    "hrnet18": "diffnet / radepth",
+    "hrnet9": "diffnet-small / radepth-small",
+    "resnet18": "monodepth2",
+    "resnet50": "nyu-resnet50",
+}
 
 
 @dataclasses.dataclass

@@ -78,8 +78,7 @@ class SelfSupTask(TrainingTask):
         if 0 not in config.frame_ids or len(config.frame_ids) < 2:
             raise DepthcliError(f"frame_ids {list(config.frame_ids)} must hold the target 0 and at least one source")
         self.config = config
-        depth_options = {} if config.net == "radepth" else {"scales": tuple(config.scales)}
-        depth = build_depth_net(config.net, **depth_options)
+        depth = build_depth_net(config.net, scales=tuple(config.scales))
         missing = set(config.scales) - set(depth.scales)
         if missing:
             raise DepthcliError(

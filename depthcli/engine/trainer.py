@@ -343,7 +343,7 @@ class _Loop:
             persistent_workers=False,
         )
         for batch in loader:
-            yield _to_device(batch, self.device, cfg.channels_last)
+            yield to_device(batch, self.device, cfg.channels_last)
 
     def _step(self, batch: dict) -> dict[str, float]:
         losses = self.model(batch)
@@ -513,16 +513,16 @@ def _autocast_factory(amp: str, device: torch.device) -> Callable[[], contextlib
     return lambda: torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
+def to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
     if isinstance(batch, torch.Tensor):
         batch = batch.to(device, non_blocking=True)
         if channels_last and batch.dim() == 4 and batch.is_floating_point():
             batch = batch.contiguous(memory_format=torch.channels_last)
         return batch
     if isinstance(batch, dict):
-        return {key: _to_device(value, device, channels_last) for key, value in batch.items()}
+        return {key: to_device(value, device, channels_last) for key, value in batch.items()}
     if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(value, device, channels_last) for value in batch)
+        return type(batch)(to_device(value, device, channels_last) for value in batch)
     return batch
 
 
@@ -534,7 +534,7 @@ class _DeviceLoader:
 
     def __iter__(self) -> Iterator[dict]:
         for batch in self.loader:
-            yield _to_device(batch, self.device, self.channels_last)
+            yield to_device(batch, self.device, self.channels_last)
 
     def __len__(self) -> int:
         return len(self.loader)

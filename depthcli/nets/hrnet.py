@@ -14,6 +14,8 @@ from torch import Tensor, nn
 from depthcli.nets.resnet import BasicBlock, Bottleneck, init_weights, make_layer
 
 HRNET18_CHANNELS = (18, 36, 72, 144)
+# HRNet-W9: every branch at half the W18 width (stem and layer1 unchanged); the "-small" depth nets use it
+HRNET9_CHANNELS = (9, 18, 36, 72)
 # modules per stage (stage 2, 3, 4); every branch has 4 BasicBlocks
 HRNET18_MODULES = (1, 4, 3)
 BLOCKS_PER_BRANCH = 4
@@ -84,6 +86,8 @@ def _transition(previous: tuple[int, ...], current: tuple[int, ...]) -> nn.Modul
 
 class HRNetEncoder(nn.Module):
     """HRNet-W18 trunk. `forward` returns [stem 64@1/2, 18@1/4, 36@1/8, 72@1/16, 144@1/32].
+
+    `channels=HRNET9_CHANNELS` builds HRNet-W9 (branches 9, 18, 36, 72; same stem and depth).
 
     `forward_stages` additionally keeps every intermediate stage output per resolution (DIFFNet's
     decoder concatenates them). Input normalisation is the identity: DIFFNet and RA-Depth feed the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 
@@ -11,7 +12,7 @@ from depthcli.errors import DepthcliError
 from depthcli.nets.depthnet import DepthNet
 from depthcli.nets.diffnet import DiffNetDecoder
 from depthcli.nets.fcrn import FCRNDecoder
-from depthcli.nets.hrnet import HRNetEncoder
+from depthcli.nets.hrnet import HRNET9_CHANNELS, HRNET18_CHANNELS, HRNetEncoder
 from depthcli.nets.monodepth2 import Monodepth2Decoder
 from depthcli.nets.pose import PoseNet
 from depthcli.nets.radepth import RADepthDecoder
@@ -24,16 +25,22 @@ def _resnet(depth: int) -> Callable[[int], nn.Module]:
     return lambda num_input_images: ResNetEncoder(depth, num_input_images)
 
 
-def _hrnet18(num_input_images: int) -> nn.Module:
-    if num_input_images != 1:
-        raise DepthcliError("encoder 'hrnet18' takes one image; multi-image input exists for resnet18/resnet50")
-    return HRNetEncoder()
+def _hrnet(channels: tuple[int, ...]) -> Callable[[int], nn.Module]:
+    def build(num_input_images: int) -> nn.Module:
+        if num_input_images != 1:
+            raise DepthcliError(
+                f"encoder 'hrnet{channels[0]}' takes one image; multi-image input exists for resnet18/resnet50"
+            )
+        return HRNetEncoder(channels)
+
+    return build
 
 
 _ENCODERS: dict[str, Callable[[int], nn.Module]] = {
     "resnet18": _resnet(18),
     "resnet50": _resnet(50),
-    "hrnet18": _hrnet18,
+    "hrnet18": _hrnet(HRNET18_CHANNELS),
+    "hrnet9": _hrnet(HRNET9_CHANNELS),
 }
 
 
@@ -51,9 +58,9 @@ def _monodepth2(scales: tuple[int, ...] = ALL_SCALES) -> DepthNet:
     return DepthNet(encoder, Monodepth2Decoder(encoder.num_ch_enc, _check_scales("monodepth2", scales)))
 
 
-def _diffnet(scales: tuple[int, ...] = ALL_SCALES) -> DepthNet:
-    encoder = build_encoder("hrnet18")
-    decoder = DiffNetDecoder(encoder.stage_channels, _check_scales("diffnet", scales))
+def _diffnet(name: str, encoder_name: str, scales: tuple[int, ...] = ALL_SCALES) -> DepthNet:
+    encoder = build_encoder(encoder_name)
+    decoder = DiffNetDecoder(encoder.stage_channels, _check_scales(name, scales))
     return DepthNet(encoder, decoder, stage_features=True)
 
 
@@ -62,9 +69,9 @@ def _single_scale(name: str, scales: tuple[int, ...]) -> None:
         raise DepthcliError(f"depth net {name!r} predicts scale 0 only; got scales {list(scales)}, use (0,)")
 
 
-def _radepth(scales: tuple[int, ...] = (0,)) -> DepthNet:
-    _single_scale("radepth", scales)
-    encoder = build_encoder("hrnet18")
+def _radepth(name: str, encoder_name: str, scales: tuple[int, ...] = (0,)) -> DepthNet:
+    _single_scale(name, scales)
+    encoder = build_encoder(encoder_name)
     return DepthNet(encoder, RADepthDecoder(encoder.num_ch_enc))
 
 
@@ -76,9 +83,12 @@ def _nyu_resnet50(scales: tuple[int, ...] = (0,)) -> DepthNet:
 
 _DEPTH_NETS: dict[str, Callable[..., DepthNet]] = {
     "monodepth2": _monodepth2,
-    "diffnet": _diffnet,
-    "radepth": _radepth,
+    "diffnet": functools.partial(_diffnet, "diffnet", "hrnet18"),
+    "radepth": functools.partial(_radepth, "radepth", "hrnet18"),
     "nyu-resnet50": _nyu_resnet50,
+    # the same architectures on the half-width HRNet-W9, for CPU budgets (`depthcli demo`)
+    "diffnet-small": functools.partial(_diffnet, "diffnet-small", "hrnet9"),
+    "radepth-small": functools.partial(_radepth, "radepth-small", "hrnet9"),
 }
 
 _POSE_ENCODERS = ("resnet18",)

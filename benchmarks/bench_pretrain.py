@@ -35,7 +35,7 @@ from depthcli.engine.pretrain import PretrainConfig, PretrainTask, build_pretrai
 from depthcli.engine.pretrain import preset_values as pretrain_preset
 from depthcli.engine.supervised import (
     SupervisedConfig,
-    build_supervised_task,
+    SupervisedTask,
     evaluate_nyu,
     labelled_subset,
     open_split,
@@ -106,7 +106,7 @@ def finetune(args, cache: Path, fraction: float, init: Path | None, run_dir: Pat
     labelled = open_split(cache, "train", config, augment=True, indices=subset)
     dataset = repeated(labelled, args.finetune_steps * args.finetune_batch)
     seed_everything(config.seed)
-    task = build_supervised_task(config)
+    task = SupervisedTask.from_config(config)
     train(task, dataset, config, run_dir, progress=args.progress, device=device)
     return {**evaluate_nyu(task, cache, "test"), "labelled_images": len(subset)}
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from depthcli.engine.selfsup import SelfSupTask, build_selfsup_config, run_selfsup, training_transform
+from depthcli.engine.selfsup import SelfSupTask, build_selfsup_config, preset_values, run_selfsup, training_transform
 from depthcli.geometry import intrinsics_from_normalised
 from depthcli.sizes import parse_resolutions
 
@@ -117,7 +117,7 @@ def quality(
                      "batch_size": batch_size, "epochs": 1000, "max_minutes": minutes, "num_workers": 0,
                      "save_every": 100, "lr_decay_at": 1.0, "channels_last": True, "lr": lr}  # fmt: skip
         if small:
-            overrides["net"] = f"{build_selfsup_config(preset).net}-small"
+            overrides["net"] = f"{preset_values(preset)['net']}-small"
         config = build_selfsup_config(preset, overrides=overrides)
         start = time.monotonic()
         result = run_selfsup(config, out / f"run_{config.net}_lr{lr:g}", progress=True)

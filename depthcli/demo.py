@@ -118,13 +118,13 @@ def _selfsup_config(train_cache: Path, settings: DemoSettings, max_steps: int = 
 
 
 def _train(train_cache: Path, run_dir: Path, settings: DemoSettings, log: Log) -> Path:
-    from depthcli.engine.checkpoint import load_checkpoint
+    from depthcli.config import load_config_file
     from depthcli.engine.selfsup import run_selfsup
+    from depthcli.engine.trainer import CONFIG_FILE, LAST_CHECKPOINT
 
-    last = run_dir / "last.ckpt"
-    resume = last.is_file()
-    if resume:  # the step budget chosen when this run started
-        steps = int(load_checkpoint(last, expected_kind="depth")["config"]["max_steps"])
+    resume = (run_dir / LAST_CHECKPOINT).is_file()
+    if resume:  # the step budget chosen when this run started (the run's resolved config)
+        steps = int(load_config_file(run_dir / CONFIG_FILE)["max_steps"])
     else:
         seconds = _seconds_per_step(_selfsup_config(train_cache, settings))
         steps = max(1, int(settings.budget_minutes * 60 / seconds))
@@ -136,43 +136,41 @@ def _train(train_cache: Path, run_dir: Path, settings: DemoSettings, log: Log) -
 
 
 def _seconds_per_step(config, timed_steps: int = 4) -> float:
-    """Wall time of one optimizer step of `config` on this machine (after a warm-up step).
+    """Wall time of one training step of `config` on this machine (after a warm-up step).
 
     The demo's budget is minutes, but the LR schedule needs its last step in advance; timing a few real
-    steps of the same recipe turns one into the other (and keeps `--resume` exact: the count is saved).
+    steps of the trainer (into a scratch folder) turns one into the other, and the count is saved in the
+    run's config so that `--resume` keeps it.
     """
-    import itertools
+    import tempfile
     import time
 
-    import torch
-    from torch.utils.data import DataLoader
+    from depthcli.engine.selfsup import SelfSupTask, open_training_data
+    from depthcli.engine.trainer import train
 
-    from depthcli.engine.selfsup import build_selfsup_task, open_training_data
-    from depthcli.engine.trainer import to_device
-
-    task = build_selfsup_task(config).to(memory_format=torch.channels_last).train()
-    optimizer = torch.optim.Adam(task.parameters(), lr=config.lr)
-    loader = DataLoader(open_training_data(config, Path()), batch_size=config.batch_size, shuffle=True)
-    batches = itertools.cycle(loader)  # a tiny world may hold fewer batches than the timed steps
-    for step in range(timed_steps + 1):
-        if step == 1:
-            start = time.perf_counter()
-        batch = to_device(next(batches), torch.device("cpu"), channels_last=True)
-        loss = task(batch)["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return (time.perf_counter() - start) / timed_steps
+    stamps: list[float] = []
+    timing = dataclasses.replace(config, max_steps=timed_steps + 1, max_minutes=0.0, save_every=0)
+    with tempfile.TemporaryDirectory(prefix="depthcli_timing_") as scratch:
+        dataset = open_training_data(timing, Path(scratch))
+        train(
+            SelfSupTask(timing),
+            dataset,
+            timing,
+            scratch,
+            progress=False,
+            on_step=lambda *_: stamps.append(time.perf_counter()),
+        )
+    return (stamps[-1] - stamps[0]) / timed_steps
 
 
 def _untrained_model(train_cache: Path, settings: DemoSettings):
     """The exact initial weights of the trained net: same seed, same construction order as the trainer."""
-    from depthcli.engine.selfsup import build_selfsup_task
+    from depthcli.engine.selfsup import SelfSupTask
     from depthcli.engine.trainer import seed_everything
 
     config = _selfsup_config(train_cache, settings)
     seed_everything(config.seed)
-    return build_selfsup_task(config).networks["depth"].eval(), config
+    return SelfSupTask.from_config(config).networks["depth"].eval(), config
 
 
 def _mean_training_depth(world: Path) -> float:

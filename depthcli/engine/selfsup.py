@@ -283,7 +283,7 @@ def run_selfsup(
     dataset = open_training_data(config, run_dir)
     config = prepare_boundary_net(resolve_size(config, dataset), run_dir)
     seed_everything(config.seed)
-    task = build_selfsup_task(config)
+    task = SelfSupTask.from_config(config)
     return train(
         task,
         dataset,
@@ -294,12 +294,3 @@ def run_selfsup(
         progress=progress,
         device=device,
     )
-
-
-def build_selfsup_task(config: SelfSupConfig) -> SelfSupTask:
-    task = SelfSupTask(config)
-    if config.encoder_init:
-        from depthcli.engine.checkpoint import load_encoder_init
-
-        load_encoder_init(task.networks["depth"], config.encoder_init)
-    return task

@@ -230,15 +230,6 @@ def training_set(config: SupervisedConfig, cache: Path) -> Dataset:
     return open_split(cache, "train", config, augment=config.augment, indices=np.resize(indices, count))
 
 
-def build_supervised_task(config: SupervisedConfig) -> SupervisedTask:
-    task = SupervisedTask(config)
-    if config.encoder_init:
-        from depthcli.engine.checkpoint import load_encoder_init
-
-        load_encoder_init(task.networks["depth"], config.encoder_init)
-    return task
-
-
 def run_supervised(
     config: SupervisedConfig,
     run_dir: str | Path,
@@ -253,5 +244,5 @@ def run_supervised(
     dataset = training_set(config, cache)
     val_set = open_split(config.val_data, "test", config, augment=False) if config.val_data else None
     seed_everything(config.seed)
-    task = build_supervised_task(config)
+    task = SupervisedTask.from_config(config)
     return train(task, dataset, config, run_dir, val_set=val_set, resume=resume, progress=progress, device=device)

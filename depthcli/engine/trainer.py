@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from depthcli.atomic import atomic_path, atomic_write_text
 from depthcli.config import build_config, config_to_dict, save_config
 from depthcli.engine import distributed
-from depthcli.engine.checkpoint import load_checkpoint, save_checkpoint
+from depthcli.engine.checkpoint import load_checkpoint, load_encoder_init, save_checkpoint
 from depthcli.errors import DepthcliError
 
 LAST_CHECKPOINT = "last.ckpt"
@@ -82,6 +82,14 @@ class TrainingTask(nn.Module):
         super().__init__()
         self.networks = nn.ModuleDict()
         self.net_autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+
+    @classmethod
+    def from_config(cls, config: Any) -> TrainingTask:
+        """`cls(config)` with the primary network's encoder loaded from `config.encoder_init` when set."""
+        task = cls(config)
+        if getattr(config, "encoder_init", None):
+            load_encoder_init(task.networks[task.primary_network], config.encoder_init)
+        return task
 
     def batch_size_of(self, batch: dict) -> int:
         return int(batch["index"].shape[0]) if "index" in batch else int(next(iter(batch.values())).shape[0])
@@ -343,7 +351,7 @@ class _Loop:
             persistent_workers=False,
         )
         for batch in loader:
-            yield to_device(batch, self.device, cfg.channels_last)
+            yield _to_device(batch, self.device, cfg.channels_last)
 
     def _step(self, batch: dict) -> dict[str, float]:
         losses = self.model(batch)
@@ -513,16 +521,16 @@ def _autocast_factory(amp: str, device: torch.device) -> Callable[[], contextlib
     return lambda: torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
+def _to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
     if isinstance(batch, torch.Tensor):
         batch = batch.to(device, non_blocking=True)
         if channels_last and batch.dim() == 4 and batch.is_floating_point():
             batch = batch.contiguous(memory_format=torch.channels_last)
         return batch
     if isinstance(batch, dict):
-        return {key: to_device(value, device, channels_last) for key, value in batch.items()}
+        return {key: _to_device(value, device, channels_last) for key, value in batch.items()}
     if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(value, device, channels_last) for value in batch)
+        return type(batch)(_to_device(value, device, channels_last) for value in batch)
     return batch
 
 
@@ -534,7 +542,7 @@ class _DeviceLoader:
 
     def __iter__(self) -> Iterator[dict]:
         for batch in self.loader:
-            yield to_device(batch, self.device, self.channels_last)
+            yield _to_device(batch, self.device, self.channels_last)
 
     def __len__(self) -> int:
         return len(self.loader)

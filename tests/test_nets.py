@@ -101,14 +101,16 @@ def test_forward_backward_at_sweep_extremes(depth_net, size):
     assert sum(p.grad.abs().sum() for p in net.parameters()) > 0
 
 
-@pytest.mark.parametrize("height, width", [(190, 640), (192, 650), (20, 20)])
-def test_size_not_multiple_of_32_is_a_user_error(height, width):
+@pytest.mark.parametrize("height, width", [(190, 640), (192, 650), (20, 20), (32, 64)])
+def test_size_not_multiple_of_32_or_below_64_is_a_user_error(height, width):
     net = build_depth_net("monodepth2")
-    with pytest.raises(DepthcliError, match=rf"{width}x{height}.*multiples of 32") as info:
+    with pytest.raises(DepthcliError, match=rf"{width}x{height}.*multiples of 32 and at least 64") as info:
         net(torch.rand(1, 3, height, width))
-    nearest_w = min((w for w in (width // 32 * 32, -(-width // 32) * 32) if w > 0), key=lambda w: abs(w - width))
-    nearest_h = min((h for h in (height // 32 * 32, -(-height // 32) * 32) if h > 0), key=lambda h: abs(h - height))
-    assert f"{nearest_w}x{nearest_h}" in str(info.value)
+
+    def nearest(side: int) -> int:  # the closest multiple of 32 that is at least 64
+        return max(64, min((side // 32 * 32, -(-side // 32) * 32), key=lambda v: abs(v - side)))
+
+    assert f"{nearest(width)}x{nearest(height)}" in str(info.value)
 
 
 def test_scales_option_selects_outputs():

@@ -7,18 +7,20 @@ from torch import Tensor, nn
 from depthcli.errors import DepthcliError
 from depthcli.sizes import format_size
 
-# Five stride-2 stages: sides must divide by 2**5 for the decoder's upsampling to land on the input size.
+# Five stride-2 stages: sides must divide by 2**5 for the decoder's upsampling to land on the input size,
+# and give at least 2 pixels at the deepest stage, which the decoders' reflection padding needs.
 SIZE_MULTIPLE = 32
+MIN_SIDE = 2 * SIZE_MULTIPLE
 
 
 def check_input_size(width: int, height: int) -> None:
-    """DepthcliError naming the size and the nearest valid sizes unless both sides are multiples of 32."""
-    if width % SIZE_MULTIPLE == 0 and height % SIZE_MULTIPLE == 0 and width > 0 and height > 0:
+    """DepthcliError naming the size and the nearest valid sizes unless both sides are multiples of 32, >= 64."""
+    if width % SIZE_MULTIPLE == 0 and height % SIZE_MULTIPLE == 0 and min(width, height) >= MIN_SIDE:
         return
 
     def around(value: int) -> list[int]:
-        lower = max(SIZE_MULTIPLE, value // SIZE_MULTIPLE * SIZE_MULTIPLE)
-        upper = max(SIZE_MULTIPLE, -(-value // SIZE_MULTIPLE) * SIZE_MULTIPLE)
+        lower = max(MIN_SIDE, value // SIZE_MULTIPLE * SIZE_MULTIPLE)
+        upper = max(MIN_SIDE, -(-value // SIZE_MULTIPLE) * SIZE_MULTIPLE)
         return sorted({lower, upper})
 
     candidates = sorted(
@@ -27,7 +29,7 @@ def check_input_size(width: int, height: int) -> None:
     )
     raise DepthcliError(
         f"input size {format_size((width, height))}: depth nets need width and height that are multiples of "
-        f"{SIZE_MULTIPLE}; resize or crop to a nearby valid size such as "
+        f"{SIZE_MULTIPLE} and at least {MIN_SIDE}; resize or crop to a nearby valid size such as "
         + " or ".join(format_size(size) for size in candidates[:2])
     )
 

@@ -1,15 +1,17 @@
 """Self-supervised training: throughput per preset, and the quality bar of issue 4.
 
     python benchmarks/bench_selfsup.py throughput --sizes 640x192,320x96 --batch-size 4
-    python benchmarks/bench_selfsup.py quality --minutes 10 --presets radepth,diffnet --small
+    python benchmarks/bench_selfsup.py quality --steps 1200 --presets radepth,diffnet --small
 
 `throughput`: train steps on a fixed synthetic batch (the recipe's full loss, optimizer step
 included) and report images/s (wall clock) and images per CPU-second.
 `quality`: render a synthetic KITTI-like training drive and a held-out drive (another seed), train
-each preset for a fixed wall-clock budget, and compare median-scaled abs_rel on the held-out drive
-with the same net untrained and with a constant "mean training depth" prediction. The bar: trained
-<= 0.5 x untrained and clearly better than the baseline. `--small` trains each preset's recipe on its
-half-width HRNet-W9 net (`radepth-small`, `diffnet-small`), as `depthcli demo` does on a CPU.
+each preset for a fixed number of steps with `depthcli demo`'s from-scratch schedule (LR warmup,
+consistency ramp, LR drop for the last quarter; the minutes taken are reported), and compare
+median-scaled abs_rel on the held-out drive with the same net untrained and with a constant "mean
+training depth" prediction. The bar: trained <= 0.5 x untrained and clearly better than the
+baseline. `--small` trains each preset's recipe on its half-width HRNet-W9 net (`radepth-small`,
+`diffnet-small`), as `depthcli demo` does on a CPU.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from depthcli.engine.selfsup import SelfSupTask, build_selfsup_config, preset_values, run_selfsup, training_transform
+from depthcli.engine.selfsup import (
+    SelfSupTask,
+    build_selfsup_config,
+    from_scratch_schedule,
+    preset_values,
+    run_selfsup,
+    training_transform,
+)
 from depthcli.geometry import intrinsics_from_normalised
 from depthcli.sizes import parse_resolutions
 
@@ -91,7 +100,7 @@ def _all_frames_split(root: Path) -> Path:
 
 def quality(
     presets: list[str],
-    minutes: float,
+    steps: int,
     frames: int,
     size: tuple[int, int],
     batch_size: int,
@@ -114,8 +123,8 @@ def quality(
     table = {}
     for preset in presets:
         overrides = {"data": str(train_root), "split": str(_all_frames_split(train_root)), "size": size,
-                     "batch_size": batch_size, "epochs": 1000, "max_minutes": minutes, "num_workers": 0,
-                     "save_every": 100, "lr_decay_at": 1.0, "channels_last": True, "lr": lr}  # fmt: skip
+                     "batch_size": batch_size, "epochs": 1000, "num_workers": 0, "save_every": 100,
+                     "channels_last": True, "lr": lr, **from_scratch_schedule(steps)}  # fmt: skip
         if small:
             overrides["net"] = f"{preset_values(preset)['net']}-small"
         config = build_selfsup_config(preset, overrides=overrides)
@@ -151,7 +160,7 @@ def main() -> None:
     speed.add_argument("--steps", type=int, default=3)
     good = sub.add_parser("quality")
     good.add_argument("--presets", default="radepth,diffnet")
-    good.add_argument("--minutes", type=float, default=10.0)
+    good.add_argument("--steps", type=int, default=1200)
     good.add_argument("--frames", type=int, default=120)
     good.add_argument("--size", default="192x64", help="training size")
     good.add_argument("--world-size", default="416x128", help="rendered frames (and GT) size")
@@ -165,7 +174,7 @@ def main() -> None:
     else:
         out = args.out or Path(tempfile.mkdtemp(prefix="bench_selfsup_"))
         print(f"writing into {out}")
-        quality(args.presets.split(","), args.minutes, args.frames, parse_resolutions(args.size)[0],
+        quality(args.presets.split(","), args.steps, args.frames, parse_resolutions(args.size)[0],
                 args.batch_size, args.lr, out, parse_resolutions(args.world_size)[0], args.small)  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """`depthcli demo`: the whole pipeline on a synthetic KITTI-like world, and the proof that training learns.
 
 synth world -> training + eval caches -> RA-Depth self-supervised training within a time budget (the
-recipe unchanged, on the half-width `radepth-small` net so that a 2-core CPU takes enough steps) ->
+recipe's losses on the half-width `radepth-small` net so that a 2-core CPU takes enough steps, with the
+from-scratch schedule of `depthcli.engine.selfsup.from_scratch_schedule`) ->
 KITTI-Eigen evaluation of the trained net, the same net untrained, and a constant "mean training depth"
 baseline (all median-scaled) -> resolution sweep -> a few predicted frames. Every step reuses what an
 earlier, interrupted run of the same output folder already finished, and training resumes from its
@@ -96,7 +97,7 @@ def _build_caches(world: Path, out_dir: Path, settings: DemoSettings, log: Log) 
 
 
 def _selfsup_config(train_cache: Path, settings: DemoSettings, max_steps: int = 0):
-    from depthcli.engine.selfsup import build_selfsup_config
+    from depthcli.engine.selfsup import build_selfsup_config, from_scratch_schedule
 
     return build_selfsup_config(
         "radepth",
@@ -104,12 +105,11 @@ def _selfsup_config(train_cache: Path, settings: DemoSettings, max_steps: int = 
             "data": str(train_cache),
             "size": settings.train_size,
             "epochs": 1000,
-            "max_steps": max_steps,
+            **from_scratch_schedule(max_steps),  # warmup, consistency ramp, LR drop for the last quarter
             "max_minutes": settings.budget_minutes,  # a safety stop should the machine slow down
             "net": settings.net,
             "batch_size": settings.batch_size,
             "lr": settings.lr,
-            "lr_decay_at": 0.75,  # x0.1 for the last quarter: ends on settled weights, not mid-oscillation
             "num_workers": 0,  # loading a cached batch takes ~3 % of a step; a worker would only compete for cores
             "channels_last": True,  # about 1.3x faster convolutions on CPU (oneDNN)
             "seed": settings.seed,

@@ -33,9 +33,11 @@ class LineFit(TrainingTask):
         super().__init__()
         self.networks["depth"] = nn.Linear(3, 1)
         self.calls, self.nan_at_call = 0, nan_at_call
+        self.steps_seen: list[int] = []  # the loop's `step` at each forward
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
         self.calls += 1
+        self.steps_seen.append(self.step)
         with self.net_autocast():
             out = self.networks["depth"](batch["x"]).float()
         loss = ((out - 1.0) ** 2).mean() + 1e-3 * torch.randn(())
@@ -72,6 +74,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     resumed = LineFit()
     result = train(resumed, NoisyPoints(), _config(num_workers=1), tmp_path / "b", resume=True, progress=False)
     assert result.steps == 9  # 6 samples / batch 2 = 3 steps per epoch, 3 epochs
+    assert straight.steps_seen == list(range(9)) and resumed.steps_seen == list(range(4, 9))
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
     losses_a = [r["loss"] for r in map(json.loads, (tmp_path / "a" / "metrics.jsonl").open()) if "loss" in r]
@@ -103,6 +106,14 @@ def test_max_steps_and_lr_schedule(tmp_path):
     assert [r["step"] for r in records] == list(range(1, 9))
     # StepLR at 3/4 of the 8 steps: steps 1..6 at lr, 7..8 at lr * 0.1
     assert [round(r["lr"], 6) for r in records] == [0.05] * 6 + [0.005] * 2
+
+
+def test_lr_warmup_rises_linearly_then_decays(tmp_path):
+    torch.manual_seed(0)
+    train(LineFit(), NoisyPoints(), _config(max_steps=8, warmup_steps=4), tmp_path, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
+    # lr 0.05: 1/4, 2/4, 3/4 of it, then full until the x0.1 decay at step 7 (3/4 of 8)
+    assert [round(r["lr"], 6) for r in records] == [0.0125, 0.025, 0.0375, 0.05, 0.05, 0.05, 0.005, 0.005]
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from depthcli.data.arbitrary_scale import ArbitraryScaleAugment, splice_fill
 from depthcli.engine.selfsup import SelfSupTask, build_selfsup_config, training_transform
 from depthcli.engine.trainer import train
+from depthcli.errors import DepthcliError
 from depthcli.geometry import intrinsics_from_normalised
 
 KITTI_K = torch.tensor([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
@@ -157,9 +158,33 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tmp_path, preset):
         assert {"photometric_middle", "photometric_high", "photometric_low", "consistency"} <= set(record)
 
 
+def _batch_of(sample: dict) -> dict:
+    return {k: v.unsqueeze(0) if torch.is_tensor(v) else torch.tensor([v]) for k, v in sample.items()}
+
+
+def test_consistency_weight_ramps_in_over_its_steps():
+    config = build_selfsup_config("radepth", overrides={"size": SIZE, "consistency_ramp": (2, 6)})
+    torch.manual_seed(0)
+    task = SelfSupTask(config)
+    batch = _batch_of(SlidingTexture(transform=training_transform(config))[0])
+    for step, weight in [(0, 0.0), (2, 0.0), (3, 0.25), (5, 0.75), (6, 1.0), (9, 1.0)]:
+        task.step = step
+        losses = task(batch)
+        photometric = losses["photometric_middle"] + losses["photometric_high"] + losses["photometric_low"]
+        assert losses["consistency"] > 0
+        assert torch.allclose(losses["loss"], photometric + weight * losses["consistency"], atol=1e-6), step
+
+
+def test_consistency_ramp_must_be_ordered_steps():
+    config = build_selfsup_config("radepth", overrides={"size": SIZE, "consistency_ramp": (5, 2)})
+    with pytest.raises(DepthcliError, match=r"consistency_ramp \[5, 2\]"):
+        SelfSupTask(config)
+
+
 def test_radepth_resume_reproduces_the_uninterrupted_run(tmp_path):
     """3 steps straight vs. killed after 2 (mid-epoch 1, with random scale augmentation) and resumed."""
-    overrides = {"size": SIZE, "batch_size": 2, "max_steps": 3, "num_workers": 0, "save_every": 2, "log_every": 1}
+    overrides = {"size": SIZE, "batch_size": 2, "max_steps": 3, "num_workers": 0, "save_every": 2, "log_every": 1,
+                 "warmup_steps": 2, "consistency_ramp": (1, 3)}  # fmt: skip
     config = build_selfsup_config("radepth", overrides=overrides)
 
     def dataset():
@@ -199,7 +224,7 @@ def test_boundary_loss_joins_the_total(tmp_path):
         "monodepth2", overrides={**base, "boundary_loss": True, "boundary_net": str(path), "boundary_weight": 0.5}
     )
     with_boundary = SelfSupTask(config)
-    batch = {k: v.unsqueeze(0) if torch.is_tensor(v) else torch.tensor([v]) for k, v in SlidingTexture()[0].items()}
+    batch = _batch_of(SlidingTexture()[0])
     torch.manual_seed(1)
     expected = plain(batch)["loss"]
     torch.manual_seed(1)

@@ -46,6 +46,10 @@ class SelfSupConfig(TrainConfig):
     high_scale_range: tuple[float, float] = (1.1, 2.0)
     low_scale_range: tuple[float, float] = (0.7, 0.9)
     consistency_weight: float = 1.0
+    # (start, end) steps: weight 0 before `start`, rising linearly to consistency_weight at `end`. From
+    # scratch the consistency of still-random disparities pulls them flat before the photometric loss
+    # shapes them; (0, 0) applies the full weight from the first step, as RA-Depth does.
+    consistency_ramp: tuple[int, int] = (0, 0)
     boundary_loss: bool = False  # InverseForm boundary loss: disparity edges vs image edges
     boundary_weight: float = 0.1
     boundary_net: str | None = None  # trained inverse-transform net; None: train one into the run dir
@@ -77,6 +81,9 @@ class SelfSupTask(TrainingTask):
         super().__init__()
         if 0 not in config.frame_ids or len(config.frame_ids) < 2:
             raise DepthcliError(f"frame_ids {list(config.frame_ids)} must hold the target 0 and at least one source")
+        start, end = config.consistency_ramp
+        if not 0 <= start <= end:
+            raise DepthcliError(f"consistency_ramp {[start, end]} must be two steps with 0 <= start <= end")
         self.config = config
         depth = build_depth_net(config.net, scales=tuple(config.scales))
         missing = set(config.scales) - set(depth.scales)
@@ -118,7 +125,7 @@ class SelfSupTask(TrainingTask):
             batch[("size", "low")],
             middle_selected,
         )
-        total = middle + high + low + self.config.consistency_weight * consistency
+        total = middle + high + low + self.consistency_weight_now() * consistency
         return {
             "loss": total,
             "photometric_middle": middle,
@@ -127,6 +134,15 @@ class SelfSupTask(TrainingTask):
             "consistency": consistency,
             **losses,
         }
+
+    def consistency_weight_now(self) -> float:
+        """The cross-scale consistency weight at `self.step` (see `SelfSupConfig.consistency_ramp`)."""
+        start, end = self.config.consistency_ramp
+        if self.step >= end:
+            return self.config.consistency_weight
+        if self.step < start:
+            return 0.0
+        return self.config.consistency_weight * (self.step - start) / (end - start)
 
     def _boundary_loss(self, image: Tensor, disp: Tensor) -> Tensor:
         from depthcli.losses.boundary import sobel_edges
@@ -205,6 +221,21 @@ def build_selfsup_config(
     from depthcli.config import build_config
 
     return build_config(SelfSupConfig, preset_values(preset), config_file, overrides)
+
+
+def from_scratch_schedule(max_steps: int) -> dict[str, Any]:
+    """Config overrides for a short run from random weights with a known step count (demo, benchmark).
+
+    LR warmup over the first sixth, x0.1 for the last quarter, and RA-Depth's cross-scale consistency
+    brought in over the middle third: at full weight from step 0 it held the still-random disparities
+    flat (trained == untrained) for most seeds of the CPU demo. Presets without it ignore the ramp.
+    """
+    return {
+        "max_steps": max_steps,
+        "warmup_steps": max_steps // 6,
+        "lr_decay_at": 0.75,
+        "consistency_ramp": (max_steps // 3, 2 * max_steps // 3),
+    }
 
 
 def training_transform(config: SelfSupConfig):

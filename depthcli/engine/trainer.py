@@ -1,10 +1,10 @@
 """The generic training loop every task (self-supervised, supervised, contrastive) plugs into.
 
 A task is a `TrainingTask` (an nn.Module): it owns its networks, returns a dict of losses for a
-batch (`"loss"` is optimised) and may validate. The loop adds everything that is not science: Adam +
-StepLR, epochs or a step budget, a progress bar, atomic periodic checkpoints that resume bit-for-bit,
-validation with `best.ckpt`, a metrics JSONL log and loss plot, NaN/inf stop, AMP, channels-last,
-torch.compile and DistributedDataParallel.
+batch (`"loss"` is optimised) and may validate. The loop adds everything that is not science: Adam
+with an optional linear LR warmup and a step decay, epochs or a step budget, a progress bar, atomic
+periodic checkpoints that resume bit-for-bit, validation with `best.ckpt`, a metrics JSONL log and
+loss plot, NaN/inf stop, AMP, channels-last, torch.compile and DistributedDataParallel.
 
 Reproducibility: every sample is produced under its own seed derived from (seed, epoch, index), the
 sampler permutation from (seed, epoch), and the main process RNG states travel in the checkpoint, so
@@ -54,8 +54,9 @@ class TrainConfig:
     max_minutes: float = 0.0  # > 0: stop (and save) once this wall-clock budget is spent
     batch_size: int = 12
     lr: float = 1e-4
-    lr_decay_at: float = 0.75  # StepLR: multiply the LR by lr_gamma after this fraction of the steps
+    lr_decay_at: float = 0.75  # multiply the LR by lr_gamma after this fraction of the steps
     lr_gamma: float = 0.1
+    warmup_steps: int = 0  # > 0: the LR rises linearly from lr / warmup_steps to lr over these first steps
     num_workers: int | None = None  # DataLoader workers; None: 0 on CPU (the nets want every core), 4 on CUDA
     seed: int = 0
     amp: Literal["off", "bf16", "fp16"] = "off"
@@ -82,6 +83,7 @@ class TrainingTask(nn.Module):
         super().__init__()
         self.networks = nn.ModuleDict()
         self.net_autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+        self.step = 0  # optimizer steps taken before the current batch (set by the loop; for loss schedules)
 
     @classmethod
     def from_config(cls, config: Any) -> TrainingTask:
@@ -185,6 +187,17 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
+def _lr_factor(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    """LR multiplier at a step: linear warmup over `warmup_steps`, then x`lr_gamma` from `lr_decay_at`."""
+    decay_step = max(1, round(cfg.lr_decay_at * total_steps))
+
+    def factor(step: int) -> float:
+        warmup = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
+        return warmup * (cfg.lr_gamma if step >= decay_step else 1.0)
+
+    return factor
+
+
 # ------------------------------------------------------------------------------------- the loop
 @dataclasses.dataclass
 class _Progress:
@@ -222,8 +235,7 @@ class _Loop:
             task.to(memory_format=torch.channels_last)
         task.net_autocast = _autocast_factory(cfg.amp, self.device)
         self.optimizer = torch.optim.Adam([p for p in task.parameters() if p.requires_grad], lr=cfg.lr)
-        decay_step = max(1, round(cfg.lr_decay_at * self.total_steps))
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=decay_step, gamma=cfg.lr_gamma)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_factor(cfg, self.total_steps))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         if resume:
             self._restore()
@@ -354,6 +366,7 @@ class _Loop:
             yield _to_device(batch, self.device, cfg.channels_last)
 
     def _step(self, batch: dict) -> dict[str, float]:
+        self.task.step = self.state.step
         losses = self.model(batch)
         loss = losses["loss"]
         reduced = {

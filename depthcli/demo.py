@@ -163,16 +163,6 @@ def _seconds_per_step(config, timed_steps: int = 4) -> float:
     return (stamps[-1] - stamps[0]) / timed_steps
 
 
-def _untrained_model(train_cache: Path, settings: DemoSettings):
-    """The exact initial weights of the trained net: same seed, same construction order as the trainer."""
-    from depthcli.engine.selfsup import SelfSupTask
-    from depthcli.engine.trainer import seed_everything
-
-    config = _selfsup_config(train_cache, settings)
-    seed_everything(config.seed)
-    return SelfSupTask.from_config(config).networks["depth"].eval(), config
-
-
 def _mean_training_depth(world: Path) -> float:
     """Mean true depth over the training frames' valid pixels (the constant baseline's value)."""
     from depthcli.data.kitti import read_split
@@ -192,13 +182,14 @@ def _evaluate(
     checkpoint: Path, train_cache: Path, eval_cache: Path, world: Path, settings: DemoSettings, log: Log
 ) -> dict:
     from depthcli.engine.checkpoint import load_depth_model
+    from depthcli.engine.selfsup import initial_task
     from depthcli.evaluation.evaluate import evaluate_model, evaluate_predictions
     from depthcli.evaluation.ground_truth import open_eval_set
 
     log(f"eval: KITTI Eigen protocol (median scaling) on the held-out drive ({eval_cache})")
     eval_set = open_eval_set(eval_cache, None, "kitti-eigen")
     trained, config = load_depth_model(checkpoint)
-    untrained, _ = _untrained_model(train_cache, settings)
+    untrained = initial_task(_selfsup_config(train_cache, settings)).networks["depth"]
     resolution = [tuple(config["size"])]
     rows = {}
     for name, model in (("trained", trained), ("untrained", untrained)):

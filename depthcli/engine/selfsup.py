@@ -301,6 +301,13 @@ def prepare_boundary_net(config: SelfSupConfig, run_dir: Path) -> SelfSupConfig:
     return dataclasses.replace(config, boundary_net=str(path))
 
 
+def initial_task(config: SelfSupConfig) -> SelfSupTask:
+    """The task exactly as `run_selfsup(config)` starts training it (seeded, then built): its depth net in
+    eval mode is the "untrained" reference that the demo and the quality benchmark score."""
+    seed_everything(config.seed)
+    return SelfSupTask.from_config(config)
+
+
 def run_selfsup(
     config: SelfSupConfig,
     run_dir: str | Path,
@@ -313,10 +320,8 @@ def run_selfsup(
     run_dir = Path(run_dir)
     dataset = open_training_data(config, run_dir)
     config = prepare_boundary_net(resolve_size(config, dataset), run_dir)
-    seed_everything(config.seed)
-    task = SelfSupTask.from_config(config)
     return train(
-        task,
+        initial_task(config),
         dataset,
         config,
         run_dir,

@@ -40,7 +40,7 @@ from depthcli.engine.supervised import (
     labelled_subset,
     open_split,
 )
-from depthcli.engine.trainer import seed_everything, train
+from depthcli.engine.trainer import train
 from depthcli.nets import build_depth_net
 from depthcli.sizes import parse_size
 from depthcli.synth import synth_nyu
@@ -75,8 +75,7 @@ def pretrain(args, key: str, cache: Path, run_dir: Path, encoder: str, device: s
         },
     )
     dataset = repeated(build_pretrain_dataset(config), args.pretrain_steps * args.pretrain_batch)
-    seed_everything(config.seed)
-    task = PretrainTask(config)
+    task = PretrainTask.from_config(config)
     start = time.monotonic()
     train(task, dataset, config, run_dir, progress=args.progress, device=device)
     images_per_s = args.pretrain_steps * args.pretrain_batch / (time.monotonic() - start)
@@ -105,7 +104,6 @@ def finetune(args, cache: Path, fraction: float, init: Path | None, run_dir: Pat
     subset = labelled_subset(count, fraction, config.seed)
     labelled = open_split(cache, "train", config, augment=True, indices=subset)
     dataset = repeated(labelled, args.finetune_steps * args.finetune_batch)
-    seed_everything(config.seed)
     task = SupervisedTask.from_config(config)
     train(task, dataset, config, run_dir, progress=args.progress, device=device)
     return {**evaluate_nyu(task, cache, "test"), "labelled_images": len(subset)}

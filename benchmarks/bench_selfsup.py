@@ -31,7 +31,6 @@ from depthcli.engine.selfsup import (
     SelfSupTask,
     build_selfsup_config,
     from_scratch_schedule,
-    initial_task,
     preset_values,
     run_selfsup,
     training_transform,
@@ -133,7 +132,7 @@ def quality(
         result = run_selfsup(config, out / f"run_{config.net}_lr{lr:g}", progress=True)
         model, saved = load_depth_model(result.last_checkpoint)
         trained = evaluate_model(model, eval_set, [size], saved["min_depth"], saved["max_depth"])[0].summary()
-        untrained_net = initial_task(config).networks["depth"]  # the trained net's own initial weights
+        untrained_net = SelfSupTask.from_config(config).networks["depth"]  # the trained net's own initial weights
         untrained = evaluate_model(untrained_net, eval_set, [size], config.min_depth, config.max_depth)[0].summary()
         table[preset] = {"steps": result.steps, "minutes": (time.monotonic() - start) / 60,
                          "trained": trained, "untrained": untrained}  # fmt: skip

@@ -182,14 +182,14 @@ def _evaluate(
     checkpoint: Path, train_cache: Path, eval_cache: Path, world: Path, settings: DemoSettings, log: Log
 ) -> dict:
     from depthcli.engine.checkpoint import load_depth_model
-    from depthcli.engine.selfsup import initial_task
+    from depthcli.engine.selfsup import SelfSupTask
     from depthcli.evaluation.evaluate import evaluate_model, evaluate_predictions
     from depthcli.evaluation.ground_truth import open_eval_set
 
     log(f"eval: KITTI Eigen protocol (median scaling) on the held-out drive ({eval_cache})")
     eval_set = open_eval_set(eval_cache, None, "kitti-eigen")
     trained, config = load_depth_model(checkpoint)
-    untrained = initial_task(_selfsup_config(train_cache, settings)).networks["depth"]
+    untrained = SelfSupTask.from_config(_selfsup_config(train_cache, settings)).networks["depth"]
     resolution = [tuple(config["size"])]
     rows = {}
     for name, model in (("trained", trained), ("untrained", untrained)):

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from depthcli.config import config_to_dict
 from depthcli.engine.checkpoint import save_checkpoint
-from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, seed_everything, train
+from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, train
 from depthcli.errors import DepthcliError
 from depthcli.losses.contrastive import InfoNCELoss, MoCoQueue, momentum_update
 from depthcli.nets import build_encoder
@@ -249,8 +249,7 @@ def run_pretrain(
     run_dir = Path(run_dir)
     check_config(config, int(os.environ.get("WORLD_SIZE", "1")))
     dataset = build_pretrain_dataset(config)
-    seed_everything(config.seed)
-    task = PretrainTask(config)
+    task = PretrainTask.from_config(config)
     result = train(task, dataset, config, run_dir, resume=resume, progress=progress, device=device, on_step=on_step)
     if int(os.environ.get("RANK", "0")) != 0:
         return PretrainResult(result, None)

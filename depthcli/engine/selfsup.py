@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, seed_everything, train
+from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, train
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth, pose_vec_to_mat, warp_frame
 from depthcli.losses.consistency import CrossScaleConsistency
@@ -301,13 +301,6 @@ def prepare_boundary_net(config: SelfSupConfig, run_dir: Path) -> SelfSupConfig:
     return dataclasses.replace(config, boundary_net=str(path))
 
 
-def initial_task(config: SelfSupConfig) -> SelfSupTask:
-    """The task exactly as `run_selfsup(config)` starts training it (seeded, then built): its depth net in
-    eval mode is the "untrained" reference that the demo and the quality benchmark score."""
-    seed_everything(config.seed)
-    return SelfSupTask.from_config(config)
-
-
 def run_selfsup(
     config: SelfSupConfig,
     run_dir: str | Path,
@@ -321,7 +314,7 @@ def run_selfsup(
     dataset = open_training_data(config, run_dir)
     config = prepare_boundary_net(resolve_size(config, dataset), run_dir)
     return train(
-        initial_task(config),
+        SelfSupTask.from_config(config),
         dataset,
         config,
         run_dir,

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, seed_everything, train
+from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, train
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth
 from depthcli.losses.supervised import SupervisedDepthLoss
@@ -243,6 +243,5 @@ def run_supervised(
     cache = training_cache(config, run_dir)
     dataset = training_set(config, cache)
     val_set = open_split(config.val_data, "test", config, augment=False) if config.val_data else None
-    seed_everything(config.seed)
     task = SupervisedTask.from_config(config)
     return train(task, dataset, config, run_dir, val_set=val_set, resume=resume, progress=progress, device=device)

@@ -87,7 +87,10 @@ class TrainingTask(nn.Module):
 
     @classmethod
     def from_config(cls, config: Any) -> TrainingTask:
-        """`cls(config)` with the primary network's encoder loaded from `config.encoder_init` when set."""
+        """The task a run starts from: every RNG seeded with `config.seed`, then `cls(config)`, then the
+        primary network's encoder loaded from `config.encoder_init` when set. Built this way again, its
+        networks hold the run's exact initial weights (the "untrained" reference of demo and benchmark)."""
+        seed_everything(config.seed)
         task = cls(config)
         if getattr(config, "encoder_init", None):
             load_encoder_init(task.networks[task.primary_network], config.encoder_init)

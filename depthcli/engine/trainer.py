@@ -37,6 +37,7 @@ from depthcli.config import build_config, config_to_dict, save_config
 from depthcli.engine import distributed
 from depthcli.engine.checkpoint import load_checkpoint, load_encoder_init, save_checkpoint
 from depthcli.errors import DepthcliError
+from depthcli.runtime import autocast_factory, configure_threads, resolve_amp
 
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
@@ -59,9 +60,10 @@ class TrainConfig:
     warmup_steps: int = 0  # > 0: the LR rises linearly from lr / warmup_steps to lr over these first steps
     num_workers: int | None = None  # DataLoader workers; None: 0 on CPU (the nets want every core), 4 on CUDA
     seed: int = 0
-    amp: Literal["off", "bf16", "fp16"] = "off"
-    channels_last: bool = False
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 where the CPU/GPU has it natively
+    channels_last: bool = True  # NHWC convolutions: 1.1-1.4x faster on CPU (oneDNN) and on tensor cores
     compile: bool = False
+    threads: int = 0  # CPU threads; 0: OMP_NUM_THREADS if set, else the cores other processes leave idle
     save_every: int = 200  # steps between checkpoints (and at every epoch end)
     log_every: int = 10  # steps between metrics.jsonl records
     val_every: int = 0  # steps between validations; 0 = at every epoch end
@@ -143,12 +145,13 @@ def train(
     resume: bool = False,
     progress: bool = True,
     device: str | None = None,
-    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    on_step: Callable[[int, dict[str, float]], bool | None] | None = None,
 ) -> TrainResult:
     """Train `task` on `train_set` into `run_dir` (see the module docstring for what it writes).
 
     `config` is the task's full config (a TrainConfig subclass); it is saved to the run dir and into
-    every checkpoint. `on_step(step, losses)` is called after each step (and its save), e.g. to stop.
+    every checkpoint. `on_step(step, losses)` is called after each step (and its save); returning True
+stops the run there (saved, stop reason "stopped by on_step"), e.g. to re-plan and `resume`.
     """
     ctx = distributed.setup(device)
     try:
@@ -236,10 +239,15 @@ class _Loop:
         task.to(self.device)
         if cfg.channels_last:
             task.to(memory_format=torch.channels_last)
-        task.net_autocast = _autocast_factory(cfg.amp, self.device)
-        self.optimizer = torch.optim.Adam([p for p in task.parameters() if p.requires_grad], lr=cfg.lr)
+        if self.device.type == "cpu":
+            configure_threads(cfg.threads)
+        amp = resolve_amp(cfg.amp, self.device)
+        task.net_autocast = autocast_factory(amp, self.device)
+        # fused: one kernel over all parameters instead of ~10 per tensor (~1.8x the optimizer step on CPU)
+        trainable = [p for p in task.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(trainable, lr=cfg.lr, fused=self.device.type in ("cpu", "cuda"))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_factor(cfg, self.total_steps))
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
         if resume:
             self._restore()
         elif self.ctx.is_main:
@@ -327,8 +335,8 @@ class _Loop:
                     if is_best or end_of_epoch or (cfg.save_every > 0 and state.step % cfg.save_every == 0):
                         self._save(is_best)
                         saved_at = state.step
-                    if self.on_step is not None:
-                        self.on_step(state.step, losses)
+                    if self.on_step is not None and self.on_step(state.step, losses):
+                        stop_reason = "stopped by on_step"
                     if cfg.max_minutes > 0 and self._budget_spent(start_time):
                         stop_reason = "time budget spent"
                     if state.step >= self.total_steps or stop_reason != "done":
@@ -530,16 +538,16 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _autocast_factory(amp: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
-    if amp == "off":
-        return contextlib.nullcontext
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
-
-
 def _to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
+    """Move a batch to `device`; batched uint8 images (B,C,H,W) become float32 in [0, 1] there.
+
+    Datasets may hand images over as uint8 (a quarter of the bytes to collate and transfer); the
+    sample-dict contract the tasks see (float images in [0, 1]) is restored here, on the device.
+    """
     if isinstance(batch, torch.Tensor):
         batch = batch.to(device, non_blocking=True)
+        if batch.dim() == 4 and batch.dtype == torch.uint8:
+            batch = batch.float().div_(255.0)
         if channels_last and batch.dim() == 4 and batch.is_floating_point():
             batch = batch.contiguous(memory_format=torch.channels_last)
         return batch

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from depthcli.data.augment import as_float_image, like_input
 from depthcli.geometry import crop_intrinsics, scale_intrinsics
 
 VARIANTS = ("high", "low")
@@ -30,10 +31,12 @@ def _uniform(low: float, high: float) -> float:
 
 
 def _resize(image: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
-    """(3,H,W) -> (3,h,w), bilinear with antialiasing when shrinking."""
+    """(3,H,W) -> (3,h,w), bilinear with antialiasing when shrinking; keeps the dtype (uint8 is rounded)."""
     shrinking = size_hw[0] < image.shape[-2] or size_hw[1] < image.shape[-1]
-    resized = F.interpolate(image[None], size=size_hw, mode="bilinear", align_corners=False, antialias=shrinking)
-    return resized[0]
+    resized = F.interpolate(
+        as_float_image(image)[None], size=size_hw, mode="bilinear", align_corners=False, antialias=shrinking
+    )
+    return like_input(resized[0], image)
 
 
 def splice_fill(pasted: torch.Tensor, height: int, width: int) -> torch.Tensor:

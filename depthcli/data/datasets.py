@@ -3,6 +3,11 @@
 The HDF5 handle is opened on first use in the process that reads (each DataLoader worker opens its
 own after the fork; h5py handles neither pickle nor survive a fork). The small tables (frame
 indices, sizes, intrinsics, split) are read once at construction and shared as numpy arrays.
+
+`uint8_images=True` hands images over as uint8 (3,H,W), as stored: a quarter of the bytes for the
+DataLoader to collate and pass between processes, which dominated loading as float32. The training
+loop's device step turns batched uint8 images into float in [0, 1] (`depthcli.engine.trainer`), so the
+tasks still see the sample dicts of docs/architecture.md. Augmentations keep the dtype they are given.
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ class _CachedDataset(Dataset):
 
     dataset_name = ""
 
-    def __init__(self, path: str | os.PathLike, augment: bool, transform: Transform | None):
+    def __init__(self, path: str | os.PathLike, augment: bool, transform: Transform | None, uint8_images: bool):
         self.path = Path(path)
         self.augment = augment
         self.transform = transform
+        self.uint8_images = uint8_images
         self._handle: h5py.File | None = None
         self._handle_pid: int | None = None
         with open_cache(self.path) as handle:
@@ -63,12 +69,10 @@ class _CachedDataset(Dataset):
         height, width = self.frame_hw[frame]
         pixels = self._file()["frames/rgb"][frame, :height, :width]
         # contiguous (3,H,W): a permuted view would make the DataLoader's collate copy slowly
-        return (
-            torch.from_numpy(pixels)
-            .permute(2, 0, 1)
-            .to(torch.float32, memory_format=torch.contiguous_format)
-            .div_(255.0)
-        )
+        image = torch.from_numpy(pixels).permute(2, 0, 1)
+        if self.uint8_images:
+            return image.contiguous()
+        return image.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
 
     def _finish(self, sample: dict, K_norm: np.ndarray, index: int) -> dict:
         height, width = sample[("color", 0, 0)].shape[-2:]
@@ -94,9 +98,10 @@ class CachedKittiDataset(_CachedDataset):
         frame_ids: tuple[int, ...] = (0, -1, 1),
         augment: bool = False,
         transform: Transform | None = None,
+        uint8_images: bool = False,
     ):
         self.frame_ids = tuple(frame_ids)
-        super().__init__(path, augment, transform)
+        super().__init__(path, augment, transform, uint8_images)
 
     def _read_tables(self, handle: h5py.File) -> None:
         offsets = [int(o) for o in handle["samples/frames"].attrs["offsets"]]
@@ -132,10 +137,15 @@ class CachedNyuDataset(_CachedDataset):
     dataset_name = "nyu"
 
     def __init__(
-        self, path: str | os.PathLike, split: str = "train", augment: bool = False, transform: Transform | None = None
+        self,
+        path: str | os.PathLike,
+        split: str = "train",
+        augment: bool = False,
+        transform: Transform | None = None,
+        uint8_images: bool = False,
     ):
         self.split = split
-        super().__init__(path, augment, transform)
+        super().__init__(path, augment, transform, uint8_images)
 
     def _read_tables(self, handle: h5py.File) -> None:
         available = list(handle["split"])

@@ -259,7 +259,11 @@ def open_training_data(config: SelfSupConfig, run_dir: Path, progress=None):
         size = config.size or (640, 192)
         data = build_cache("kitti", data, run_dir / "train_cache.h5", split=config.split, size=size, progress=progress)
     return CachedKittiDataset(
-        data, frame_ids=config.frame_ids, augment=config.augment, transform=training_transform(config)
+        data,
+        frame_ids=config.frame_ids,
+        augment=config.augment,
+        transform=training_transform(config),
+        uint8_images=True,  # collated as uint8, made float on the device by the loop
     )
 
 

@@ -37,7 +37,8 @@ from depthcli.config import build_config, config_to_dict, save_config
 from depthcli.engine import distributed
 from depthcli.engine.checkpoint import load_checkpoint, load_encoder_init, save_checkpoint
 from depthcli.errors import DepthcliError
-from depthcli.runtime import autocast_factory, configure_threads, resolve_amp
+from depthcli.precision import autocast_factory, resolve_amp
+from depthcli.threads import configure_threads
 
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
@@ -151,7 +152,8 @@ def train(
 
     `config` is the task's full config (a TrainConfig subclass); it is saved to the run dir and into
     every checkpoint. `on_step(step, losses)` is called after each step (and its save); returning True
-stops the run there (saved, stop reason "stopped by on_step"), e.g. to re-plan and `resume`.
+    stops the run there (saved, stop reason "stopped by on_step"), e.g. to re-plan and `resume`; under
+    DDP it must answer the same on every rank.
     """
     ctx = distributed.setup(device)
     try:

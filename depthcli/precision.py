@@ -5,6 +5,8 @@ that support it, and CPUs with AVX-512-BF16 or AMX (oneDNN then uses bf16 dot pr
 monodepth2 depth net's forward is about 2.4x faster than in float32). Elsewhere it falls back to
 float32 with a one-time note. The losses stay float32 whatever the setting: tasks cast network outputs
 with `.float()` before any loss maths.
+
+torch is imported inside the functions, so that the CLI can validate `--amp` without loading it.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from depthcli.errors import DepthcliError
 
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 # CPU feature flags (Linux /proc/cpuinfo names) that give native bf16 matrix maths.
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+if TYPE_CHECKING:
+    import torch
 
 _notes_given: set[str] = set()
 
@@ -54,6 +58,8 @@ def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
 
 
 def device_has_native_bf16(device: torch.device) -> bool:
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device.type == "cpu":
@@ -82,6 +88,8 @@ def resolve_amp(amp: str, device: torch.device) -> str:
 
 def autocast_factory(amp: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
     """A context-manager factory that runs networks at the resolved precision `amp` ("off": no autocast)."""
+    import torch
+
     if amp == "off":
         return contextlib.nullcontext
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]

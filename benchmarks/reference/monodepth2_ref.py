@@ -18,6 +18,7 @@ turns `.cuda()` into a no-op around its step.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.util
 import os
@@ -63,7 +64,7 @@ class _SummaryWriter:
 
 
 def _missing(name: str) -> bool:
-    return importlib.util.find_spec(name) is None
+    return name not in sys.modules and importlib.util.find_spec(name) is None
 
 
 def _stub(name: str, **attributes) -> None:
@@ -73,7 +74,8 @@ def _stub(name: str, **attributes) -> None:
     sys.modules[name] = module
 
 
-def load(directory: str | os.PathLike | None = None) -> types.SimpleNamespace:
+@functools.cache
+def load(directory: str | None = None) -> types.SimpleNamespace:
     """Import monodepth2's trainer, networks, layers and options (raises Monodepth2Missing with how to get them)."""
     directory = directory or os.environ.get("MONODEPTH2_DIR")
     if directory:
@@ -81,19 +83,19 @@ def load(directory: str | os.PathLike | None = None) -> types.SimpleNamespace:
     if _missing("networks") or _missing("trainer"):
         raise Monodepth2Missing(HOW_TO_GET)
     torchvision_standin.install()
-    if _missing("tensorboardX"):
-        _stub("tensorboardX", SummaryWriter=_SummaryWriter)
-    if _missing("IPython"):
-        _stub("IPython", embed=lambda *args, **kwargs: None)
-    if _missing("six"):  # its utils.py: `from six.moves import urllib`
-        _stub("six")
-        _stub("six.moves", urllib=urllib)
-    datasets = types.ModuleType("datasets")
-    datasets.KITTIRAWDataset = datasets.KITTIOdomDataset = _PlaceholderDataset
-    if _missing("datasets"):
-        sys.modules["datasets"] = datasets
-    modules = {name: importlib.import_module(name) for name in ("trainer", "networks", "layers", "options")}
-    modules["trainer"].datasets = datasets  # whatever `datasets` resolved to, the Trainer builds placeholders
+    stubs = {"datasets": {"KITTIRAWDataset": _PlaceholderDataset, "KITTIOdomDataset": _PlaceholderDataset},
+             "tensorboardX": {"SummaryWriter": _SummaryWriter}, "IPython": {"embed": lambda *a, **k: None},
+             "six": {}, "six.moves": {"urllib": urllib}}  # fmt: skip
+    added = [name for name in stubs if _missing(name.split(".")[0])]
+    for name in added:
+        _stub(name, **stubs[name])
+    try:
+        modules = {name: importlib.import_module(name) for name in ("trainer", "networks", "layers", "options")}
+    finally:  # the stubs served the imports only (matplotlib, for one, inspects any module named IPython)
+        for name in added:
+            sys.modules.pop(name, None)
+    # whatever `datasets` resolved to (another package of that name, say), the Trainer builds placeholders
+    modules["trainer"].datasets = types.SimpleNamespace(**stubs["datasets"])
     return types.SimpleNamespace(**modules)
 
 

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from depthcli.errors import DepthcliError
+from depthcli.precision import AMP_CHOICES
 from depthcli.sizes import parse_size
 
 
@@ -37,7 +38,12 @@ def pretrain(
     lr: float = typer.Option(None, "--lr", help="Adam learning rate (preset: 3e-4)."),
     num_workers: int = typer.Option(None, "--num-workers", help="DataLoader worker processes (default 2)."),
     seed: int = typer.Option(None, "--seed", help="Random seed (default 0)."),
-    amp: str = typer.Option(None, "--amp", help="Mixed precision: bf16, fp16 or off."),
+    amp: str = typer.Option(
+        None, "--amp", help="Network precision: auto (bf16 where the CPU/GPU does it natively), bf16, fp16, off."
+    ),
+    threads: int = typer.Option(
+        None, "--threads", min=0, help="CPU threads (default 0: OMP_NUM_THREADS, else the idle cores)."
+    ),
     save_every: int = typer.Option(None, "--save-every", help="Steps between checkpoints (default 200)."),
     resume: bool = typer.Option(False, "--resume", help="Continue exactly where OUT/last.ckpt left off."),
     save_gradient_fields: Path = typer.Option(
@@ -49,8 +55,8 @@ def pretrain(
     from depthcli.engine.pretrain import DOWNSTREAM_NETS, PretrainConfig, preset_values, run_pretrain
     from depthcli.engine.trainer import resolve_run_config
 
-    if amp is not None and amp not in ("bf16", "fp16", "off"):
-        raise DepthcliError(f"--amp {amp!r} is not one of bf16, fp16, off")
+    if amp is not None and amp not in AMP_CHOICES:
+        raise DepthcliError(f"--amp {amp!r} is not one of {', '.join(AMP_CHOICES)}")
     flags: dict[str, Any] = {
         "data": data,
         "dataset": dataset,
@@ -69,6 +75,7 @@ def pretrain(
         "num_workers": num_workers,
         "seed": seed,
         "amp": amp,
+        "threads": threads,
         "save_every": save_every,
     }
     config = resolve_run_config(

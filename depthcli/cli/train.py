@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from depthcli.errors import DepthcliError
+from depthcli.precision import AMP_CHOICES
 from depthcli.sizes import parse_size
 
 
@@ -37,7 +38,12 @@ def train(
     boundary_loss: bool = typer.Option(None, "--boundary-loss/--no-boundary-loss", help="InverseForm boundary loss."),
     resume: bool = typer.Option(False, "--resume", help="Continue exactly where OUT/last.ckpt left off."),
     seed: int = typer.Option(None, "--seed", help="Random seed (default 0)."),
-    amp: str = typer.Option(None, "--amp", help="Mixed precision: bf16, fp16 or off."),
+    amp: str = typer.Option(
+        None, "--amp", help="Network precision: auto (bf16 where the CPU/GPU does it natively), bf16, fp16, off."
+    ),
+    threads: int = typer.Option(
+        None, "--threads", min=0, help="CPU threads (default 0: OMP_NUM_THREADS, else the idle cores)."
+    ),
     channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last", help="NHWC memory format."),
     compile_nets: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the nets (CUDA only)."),
     val_data: str = typer.Option(None, "--val-data", help="Eval cache with GT: validation abs_rel picks best.ckpt."),
@@ -58,8 +64,8 @@ def train(
     else:
         raise DepthcliError(f"--task {task!r} is not one of selfsup, supervised")
 
-    if amp is not None and amp not in ("bf16", "fp16", "off"):
-        raise DepthcliError(f"--amp {amp!r} is not one of bf16, fp16, off")
+    if amp is not None and amp not in AMP_CHOICES:
+        raise DepthcliError(f"--amp {amp!r} is not one of {', '.join(AMP_CHOICES)}")
     flags: dict[str, Any] = {
         "data": data,
         "dataset": dataset,
@@ -76,6 +82,7 @@ def train(
         "boundary_loss": boundary_loss,
         "seed": seed,
         "amp": amp,
+        "threads": threads,
         "channels_last": channels_last,
         "compile": compile_nets,
         "val_data": val_data,

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +97,8 @@ def _build_caches(world: Path, out_dir: Path, settings: DemoSettings, log: Log) 
     return train_cache, eval_cache
 
 
-def _selfsup_config(train_cache: Path, settings: DemoSettings, max_steps: int = 0):
+def _selfsup_config(train_cache: Path, settings: DemoSettings, max_steps: int = 0, **schedule):
+    """The demo's training config; `schedule` overrides the from-scratch schedule's keys (warmup, budget)."""
     from depthcli.engine.selfsup import build_selfsup_config, from_scratch_schedule
 
     return build_selfsup_config(
@@ -111,39 +113,101 @@ def _selfsup_config(train_cache: Path, settings: DemoSettings, max_steps: int = 
             "batch_size": settings.batch_size,
             "lr": settings.lr,
             "num_workers": 0,  # loading a cached batch takes ~3 % of a step; a worker would only compete for cores
-            "channels_last": True,  # about 1.3x faster convolutions on CPU (oneDNN)
             "seed": settings.seed,
+            **schedule,
         },
     )
 
 
+@dataclass
+class StepPlan:
+    """The demo's step count from its time budget, re-measured while it trains.
+
+    The LR schedule and RA-Depth's consistency ramp need the last step in advance, but the machine's
+    speed changes while other jobs come and go. `on_step` (the training loop's callback) measures the
+    step time over every `check_every_s` window, re-chooses the CPU thread count for the cores other
+    processes leave idle, and when the steps that fit before `deadline` differ from `planned` by more than
+    `tolerance` it asks the loop to stop (it saves) so that training resumes with the new count. Plans
+    are kept from `keep_after` of the run on (the LR drops at 0.75); the loop's time budget stops an
+    overrun. The warmup keeps its first length, so a longer plan never sends the LR back into warmup.
+    """
+
+    deadline: float  # time.monotonic() by which training should end
+    planned: int
+    warmup_steps: int
+    check_every_s: float = 30.0
+    tolerance: float = 0.1
+    keep_after: float = 0.7
+    seconds_per_step: float = 0.0
+    _mark: tuple[float, int] | None = field(default=None, repr=False)
+    _monitor: object = field(default=None, repr=False)
+
+    def on_step(self, step: int, _losses: dict) -> bool:
+        from depthcli.threads import CpuLoadMonitor, configure_threads
+
+        now = time.monotonic()
+        if self._mark is None:  # the first step after a (re)start pays for warm-up: not measured
+            self._mark, self._monitor = (now, step), CpuLoadMonitor()
+            return False
+        last_time, last_step = self._mark
+        if now - last_time < self.check_every_s:
+            return False
+        self.seconds_per_step = (now - last_time) / (step - last_step)
+        self._mark = (now, step)
+        configure_threads(0, self._monitor)
+        if step >= self.keep_after * self.planned:
+            return False
+        fitting = step + int(max(0.0, self.deadline - now) / self.seconds_per_step)
+        if abs(fitting - self.planned) <= self.tolerance * self.planned:
+            return False
+        self.planned = max(step + 1, fitting)
+        self._mark = None  # the loop stops and resumes: its next first step is warm-up again
+        return True
+
+
 def _train(train_cache: Path, run_dir: Path, settings: DemoSettings, log: Log) -> Path:
     from depthcli.config import load_config_file
+    from depthcli.engine.checkpoint import load_checkpoint
     from depthcli.engine.selfsup import run_selfsup
-    from depthcli.engine.trainer import CONFIG_FILE, LAST_CHECKPOINT
+    from depthcli.engine.trainer import CONFIG_FILE, LAST_CHECKPOINT, STOPPED_BY_CALLBACK
 
+    budget_s = settings.budget_minutes * 60
     resume = (run_dir / LAST_CHECKPOINT).is_file()
-    if resume:  # the step budget chosen when this run started (the run's resolved config)
-        steps = int(load_config_file(run_dir / CONFIG_FILE)["max_steps"])
+    if resume:  # the plan of the interrupted run (its resolved config) and the share of it still to go
+        saved = load_config_file(run_dir / CONFIG_FILE)
+        planned, warmup = int(saved["max_steps"]), int(saved["warmup_steps"])
+        done = int(load_checkpoint(run_dir / LAST_CHECKPOINT)["train_state"]["step"])
+        budget_s *= max(0.0, 1.0 - done / planned)
     else:
-        seconds = _seconds_per_step(_selfsup_config(train_cache, settings))
-        steps = max(1, int(settings.budget_minutes * 60 / seconds))
+        planned = max(1, int(budget_s / _seconds_per_step(_selfsup_config(train_cache, settings))))
+        warmup = planned // 6
+    plan = StepPlan(deadline=time.monotonic() + budget_s, planned=planned, warmup_steps=warmup)
     verb = "resuming" if resume else "training"
     size, minutes = format_size(settings.train_size), settings.budget_minutes
-    log(f"train: {verb} RA-Depth ({settings.net}) at {size}, {steps} steps (~{minutes:g} min) -> {run_dir}")
-    result = run_selfsup(_selfsup_config(train_cache, settings, steps), run_dir, resume=resume, progress=True)
-    return result.last_checkpoint
+    log(f"train: {verb} RA-Depth ({settings.net}) at {size}, {planned} steps (~{minutes:g} min) -> {run_dir}")
+    while True:
+        minutes_left = max(0.0, plan.deadline - time.monotonic()) / 60
+        config = _selfsup_config(
+            train_cache,
+            settings,
+            plan.planned,
+            warmup_steps=plan.warmup_steps,
+            max_minutes=minutes_left + 0.1 * settings.budget_minutes,  # the safety stop
+        )
+        result = run_selfsup(config, run_dir, resume=resume, progress=True, on_step=plan.on_step)
+        if result.stop_reason != STOPPED_BY_CALLBACK:
+            return result.last_checkpoint
+        log(f"train: {plan.seconds_per_step:.2f} s/step at step {result.steps}; re-planned to {plan.planned} steps")
+        resume = True
 
 
 def _seconds_per_step(config, timed_steps: int = 4) -> float:
     """Wall time of one training step of `config` on this machine (after a warm-up step).
 
-    The demo's budget is minutes, but the LR schedule needs its last step in advance; timing a few real
-    steps of the trainer (into a scratch folder) turns one into the other, and the count is saved in the
-    run's config so that `--resume` keeps it.
+    The first estimate of the plan (`StepPlan` re-measures it during training): timing a few real steps
+    of the trainer (into a scratch folder) turns the budget's minutes into a step count.
     """
     import tempfile
-    import time
 
     from depthcli.engine.selfsup import SelfSupTask, open_training_data
     from depthcli.engine.trainer import train

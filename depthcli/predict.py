@@ -3,6 +3,11 @@
 Per frame: a colour-mapped disparity PNG at the input's own size, the raw sigmoid disparity `.npy`
 at network resolution, and optionally metric depth as a 16-bit PNG. Output names mirror input
 names; unreadable inputs are collected and reported, never allowed to stop the good ones.
+
+Throughput (`predict_frames`): still images are decoded and resized to the network size in DataLoader
+worker processes, batches run through the net (bf16 autocast and channels-last where the hardware
+does bf16 natively, `--amp auto`), and a writer thread encodes and writes each batch's outputs while
+the next batch runs. Video frames are decoded in order in the main process.
 """
 
 from __future__ import annotations
@@ -11,21 +16,26 @@ import glob
 import io
 import os
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from depthcli.atomic import atomic_write_bytes
 from depthcli.data.images import read_rgb
 from depthcli.engine.checkpoint import load_depth_model
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth
-from depthcli.inference import image_to_tensor, resize_images, run_depth_net
+from depthcli.inference import image_to_tensor, model_device, resize_images, run_depth_net
 from depthcli.nets import check_input_size
+from depthcli.precision import autocast_factory, resolve_amp
+from depthcli.threads import configure_threads
 from depthcli.visualize import colorize_disparity, colormap_lut
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
@@ -62,6 +72,12 @@ class PredictOptions:
     scale_factor: float | None = None
     min_depth: float = 0.1
     max_depth: float = 100.0
+    workers: int = 2  # decoding processes for still images (0: decode in the main process)
+    amp: str = "off"  # resolved precision of the net: "bf16", "fp16" or "off"
+
+
+# Batches whose outputs may wait for the writer thread before the next forward waits for them.
+PENDING_WRITES = 2
 
 
 @dataclass
@@ -250,6 +266,62 @@ def _iter_video(frames: Sequence[InputFrame]) -> Iterator[tuple[InputFrame, np.n
         yield frame, None, "video ended before this frame"
 
 
+def network_input(rgb: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 HxWx3 -> (3,h,w) float at network `size`, resized exactly as `eval` resizes."""
+    return resize_images(image_to_tensor(rgb)[None], size)[0]
+
+
+def _prepared(rgb: np.ndarray | None, problem: str | None, size: tuple[int, int]):
+    """`(network input, original (h, w), None)` of a decoded image, or `(None, None, problem)`."""
+    if rgb is None:
+        return None, None, problem
+    return network_input(rgb, size), rgb.shape[:2], None
+
+
+class _StillImages(Dataset):
+    """Decode + resize still images (in DataLoader workers): `(position, *_prepared(...))`."""
+
+    def __init__(self, frames: Sequence[InputFrame], size: tuple[int, int]) -> None:
+        self.frames, self.size = frames, size
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, position: int):
+        ((_, rgb, problem),) = iter_images(self.frames[position : position + 1])
+        return position, *_prepared(rgb, problem, self.size)
+
+
+def iter_network_inputs(
+    frames: Sequence[InputFrame], size: tuple[int, int], workers: int
+) -> Iterator[tuple[InputFrame, torch.Tensor | None, tuple[int, int] | None, str | None]]:
+    """`(frame, network input, original (h, w), None)` or `(frame, None, None, problem)`, in input order.
+
+    Runs of still images are decoded by `workers` processes; runs of video frames in this process.
+    """
+    start = 0
+    while start < len(frames):
+        is_video = frames[start].frame_index is not None
+        stop = start
+        while stop < len(frames) and (frames[stop].frame_index is not None) == is_video:
+            stop += 1
+        run = frames[start:stop]
+        if is_video:
+            for frame, rgb, problem in iter_images(run):
+                yield frame, *_prepared(rgb, problem, size)
+        else:
+            loader = DataLoader(
+                _StillImages(run, size), batch_size=None, num_workers=min(workers, len(run)), collate_fn=_as_is
+            )
+            for position, *prepared in loader:
+                yield run[position], *prepared
+        start = stop
+
+
+def _as_is(item):
+    return item
+
+
 def predict_frames(
     model: torch.nn.Module,
     frames: Sequence[InputFrame],
@@ -257,39 +329,54 @@ def predict_frames(
     options: PredictOptions,
     on_progress: Callable[[int], None] | None = None,
 ) -> PredictResult:
-    """Predict every frame in batches on the model's device and write its outputs.
+    """Predict every frame in batches on the model's device and write its outputs (see the module docstring).
 
     `on_progress(n)` is called after every n frames handled (written or failed).
     """
     result = PredictResult(out_dir=out_dir, written={kind: [] for kind in options.save})
-    batch: list[tuple[InputFrame, np.ndarray]] = []
+    autocast = autocast_factory(options.amp, model_device(model))
+    pending: deque[tuple[Future, int]] = deque()
+    batch: list[tuple[InputFrame, torch.Tensor, tuple[int, int]]] = []
 
-    def flush() -> None:
+    def collect(block_beyond: int) -> None:
+        """Book the finished writes (in order); wait while more than `block_beyond` batches are pending."""
+        while pending and (len(pending) > block_beyond or pending[0][0].done()):
+            future, count = pending.popleft()
+            for paths in future.result():  # re-raises a failed write here
+                for kind, path in paths.items():
+                    result.written[kind].append(path)
+            result.frames_done += count
+            if on_progress is not None:
+                on_progress(count)
+
+    def flush(writer: ThreadPoolExecutor) -> None:
         if not batch:
             return
-        # resized one by one (sizes may differ) exactly as `eval` resizes, then run as one batch
-        tensor = torch.cat([resize_images(image_to_tensor(rgb)[None], options.size) for _, rgb in batch])
-        disps = run_depth_net(model, tensor, options.size)
+        with autocast():
+            disps = run_depth_net(model, torch.stack([tensor for _, tensor, _ in batch]), options.size)
         disps = disps[:, 0].float().cpu().numpy()
-        for (frame, rgb), disp in zip(batch, disps, strict=True):
-            for kind, path in write_outputs(frame, rgb.shape[:2], disp, out_dir, options).items():
-                result.written[kind].append(path)
-        result.frames_done += len(batch)
-        if on_progress is not None:
-            on_progress(len(batch))
+        jobs = [(frame, original_hw, disp) for (frame, _, original_hw), disp in zip(batch, disps, strict=True)]
+        pending.append((writer.submit(_write_batch, jobs, out_dir, options), len(jobs)))
         batch.clear()
+        collect(PENDING_WRITES)
 
-    for frame, rgb, problem in iter_images(frames):
-        if rgb is None:
-            result.failures.append((frame.label, problem or "unreadable"))
-            if on_progress is not None:
-                on_progress(1)
-            continue
-        batch.append((frame, rgb))
-        if len(batch) >= options.batch_size:
-            flush()
-    flush()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="depthcli-writer") as writer:
+        for frame, tensor, original_hw, problem in iter_network_inputs(frames, options.size, options.workers):
+            if tensor is None:
+                result.failures.append((frame.label, problem or "unreadable"))
+                if on_progress is not None:
+                    on_progress(1)
+                continue
+            batch.append((frame, tensor, original_hw))
+            if len(batch) >= options.batch_size:
+                flush(writer)
+        flush(writer)
+        collect(0)
     return result
+
+
+def _write_batch(jobs, out_dir: Path, options: PredictOptions) -> list[dict[str, Path]]:
+    return [write_outputs(frame, original_hw, disp, out_dir, options) for frame, original_hw, disp in jobs]
 
 
 def write_outputs(
@@ -330,23 +417,30 @@ def predict(
     size: tuple[int, int] | None = None,
     save: Sequence[str] | None = None,
     colormap: str = "magma",
-    batch_size: int = 4,
+    batch_size: int = 8,
     device: str = "auto",
     scale_factor: float | None = None,
     recursive: bool = False,
     every: int = 1,
     overwrite: bool = False,
+    workers: int = 2,
+    amp: str = "auto",
+    threads: int = 0,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> PredictResult:
     """The whole job, as `depthcli predict` runs it. Every check happens before the first prediction.
 
     `size` defaults to the checkpoint's training size; `on_start(total)` is called once the inputs
-    are planned (total = frames + inputs that already failed).
+    are planned (total = frames + inputs that already failed). `workers` decoding processes (0: none),
+    `amp` the net's precision ("auto": bf16 where the device does it natively; "off": float32, the
+    outputs `eval` computes), `threads` CPU threads (0: `OMP_NUM_THREADS`, else the idle cores).
     """
     out_dir = Path(out_dir)
     if batch_size < 1:
         raise DepthcliError(f"--batch-size {batch_size}: must be 1 or more")
+    if workers < 0:
+        raise DepthcliError(f"--workers {workers}: must be 0 or more")
     if scale_factor is not None and not scale_factor > 0:
         raise DepthcliError(f"--scale-factor {scale_factor}: must be positive")
     kinds = parse_save(None if save is None else ",".join(save), scale_factor)
@@ -358,7 +452,12 @@ def predict(
     frames, failures = plan_inputs(inputs, recursive=recursive, every=every, exclude=out_dir)
     if not overwrite:
         check_existing(frames, out_dir, kinds)
+    precision = resolve_amp(amp, torch_device)
+    if torch_device.type == "cpu":
+        configure_threads(threads)
     model, config = load_depth_model(checkpoint, device=torch_device)
+    if precision != "off":
+        model = model.to(memory_format=torch.channels_last)  # NHWC convolutions: faster with bf16 on CPU and GPU
     ensure_writable(out_dir)
     options = PredictOptions(
         size=tuple(size) if size is not None else tuple(config["size"]),
@@ -368,6 +467,8 @@ def predict(
         scale_factor=scale_factor,
         min_depth=float(config["min_depth"]),
         max_depth=float(config["max_depth"]),
+        workers=workers,
+        amp=precision,
     )
     if on_start is not None:
         on_start(len(frames) + len(failures))

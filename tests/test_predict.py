@@ -91,7 +91,7 @@ def test_folder_with_two_sizes_and_bad_files(tmp_path, checkpoint):
 
 def test_npy_is_the_network_output(tmp_path, checkpoint):
     rgb = _write_image(tmp_path / "img.png", NET_SIZE[0], NET_SIZE[1], seed=3)
-    predict([tmp_path / "img.png"], checkpoint, tmp_path / "out", device="cpu")
+    predict([tmp_path / "img.png"], checkpoint, tmp_path / "out", device="cpu", amp="off")
     payload = torch.load(checkpoint, weights_only=True)
     model = build_depth_net("monodepth2")
     model.load_state_dict(payload["model"])
@@ -221,3 +221,16 @@ def test_cli_rejects_size_not_multiple_of_32(tmp_path, checkpoint):
     assert done.returncode == 2
     assert "100x64" in done.stderr and "multiples of 32" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_bf16_outputs_within_a_hundredth_of_float32_and_workers_change_nothing(tmp_path, checkpoint, kitti_mini):
+    frames = kitti_mini / "2011_09_26" / "2011_09_26_drive_0000_sync" / "image_02" / "data"
+    runs = {"fp32": ("off", 0), "fp32-workers": ("off", 2), "bf16": ("bf16", 2)}
+    for name, (amp, workers) in runs.items():
+        result = predict([frames], checkpoint, tmp_path / name, size=(256, 64), batch_size=3, device="cpu",
+                         amp=amp, workers=workers, save=["npy"])  # fmt: skip
+        assert result.frames_done == 10 and not result.failures
+    for path in sorted((tmp_path / "fp32").glob("*.npy")):
+        fp32 = np.load(path)
+        assert np.array_equal(np.load(tmp_path / "fp32-workers" / path.name), fp32)
+        assert np.abs(np.load(tmp_path / "bf16" / path.name) - fp32).max() < 1e-2

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from depthcli.cli.app import app
 from depthcli.engine.checkpoint import load_checkpoint
-from depthcli.engine.trainer import TrainConfig, TrainingDiverged, TrainingTask, train
+from depthcli.engine.trainer import STOPPED_BY_CALLBACK, TrainConfig, TrainingDiverged, TrainingTask, train
 from depthcli.errors import DepthcliError
 
 
@@ -149,3 +149,17 @@ def test_time_budget_stops_after_the_current_step_and_saves(tmp_path):
     result = train(LineFit(), NoisyPoints(), _config(max_minutes=1e-9), tmp_path, progress=False)
     assert (result.steps, result.stop_reason) == (1, "time budget spent")
     assert load_checkpoint(tmp_path / "last.ckpt")["train_state"]["step"] == 1
+
+
+def test_on_step_can_stop_the_run_which_then_resumes_where_it_stopped(tmp_path):
+    torch.manual_seed(0)
+    straight = LineFit()
+    train(straight, NoisyPoints(), _config(), tmp_path / "a", progress=False)
+    torch.manual_seed(0)
+    first = train(LineFit(), NoisyPoints(), _config(), tmp_path / "b", progress=False, on_step=lambda s, _: s == 5)
+    assert (first.steps, first.stop_reason) == (5, STOPPED_BY_CALLBACK)
+    assert load_checkpoint(tmp_path / "b" / "last.ckpt")["train_state"]["step"] == 5
+    resumed = LineFit()
+    assert train(resumed, NoisyPoints(), _config(), tmp_path / "b", resume=True, progress=False).steps == 9
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name

@@ -11,6 +11,7 @@ three) plus the cross-scale consistency of their disparities.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -312,8 +313,11 @@ def run_selfsup(
     resume: bool = False,
     progress: bool = True,
     device: str | None = None,
+    on_step: Callable[[int, dict[str, float]], bool | None] | None = None,
 ) -> TrainResult:
-    """Build data, task and loop for `config` and train into `run_dir` (resuming `last.ckpt` if asked)."""
+    """Build data, task and loop for `config` and train into `run_dir` (resuming `last.ckpt` if asked).
+
+    `on_step` is the loop's per-step callback (`depthcli.engine.trainer.train`)."""
     run_dir = Path(run_dir)
     dataset = open_training_data(config, run_dir)
     config = prepare_boundary_net(resolve_size(config, dataset), run_dir)
@@ -326,4 +330,5 @@ def run_selfsup(
         resume=resume,
         progress=progress,
         device=device,
+        on_step=on_step,
     )

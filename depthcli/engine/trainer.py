@@ -45,6 +45,7 @@ BEST_CHECKPOINT = "best.ckpt"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 LOSS_PLOT = "loss.png"
+STOPPED_BY_CALLBACK = "stopped by on_step"  # TrainResult.stop_reason when on_step asked to stop
 
 
 @dataclasses.dataclass
@@ -338,7 +339,7 @@ class _Loop:
                         self._save(is_best)
                         saved_at = state.step
                     if self.on_step is not None and self.on_step(state.step, losses):
-                        stop_reason = "stopped by on_step"
+                        stop_reason = STOPPED_BY_CALLBACK
                     if cfg.max_minutes > 0 and self._budget_spent(start_time):
                         stop_reason = "time budget spent"
                     if state.step >= self.total_steps or stop_reason != "done":

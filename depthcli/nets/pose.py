@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from depthcli.nets.layers import in_float32
 from depthcli.nets.resnet import ResNetEncoder
 
 # monodepth2 scales the raw pose output so that early training starts near the identity motion.
@@ -34,7 +35,7 @@ class PoseDecoder(nn.Module):
         x = self.relu(self.squeeze(feature))
         x = self.relu(self.pose0(x))
         x = self.relu(self.pose1(x))
-        out = POSE_SCALE * self.pose2(x).mean(dim=(2, 3))
+        out = POSE_SCALE * in_float32(self.pose2, x).mean(dim=(2, 3))
         return out[:, :3], out[:, 3:]
 
 

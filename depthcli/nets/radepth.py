@@ -8,10 +8,9 @@ into the 1/2 stem feature. Two ConvBlocks then reach full resolution; one sigmoi
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from depthcli.nets.layers import Conv3x3, ConvBlock, ConvBlock1x1, upsample
+from depthcli.nets.layers import Conv3x3, ConvBlock, ConvBlock1x1, disparity_head, upsample
 
 # encoder branches (index into the encoder's feature list) taking part in each fusion round
 FUSION_ROUNDS = ((1, 2, 3, 4), (1, 2, 3), (1, 2), (0, 1))
@@ -62,4 +61,4 @@ class RADepthDecoder(nn.Module):
         for fusion in self.rounds:
             state.update(fusion({b: state[b] for b in fusion.branches}))
         x = self.up_conv1(upsample(self.up_conv0(state[0])))
-        return {("disp", 0): torch.sigmoid(self.dispconv(x))}
+        return {("disp", 0): disparity_head(self.dispconv, x)}

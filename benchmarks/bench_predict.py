@@ -1,0 +1,217 @@
+"""Inference speed, side by side: `depthcli predict` vs monodepth2's test_simple.py loop on KITTI frames.
+
+    OMP_NUM_THREADS=2 python benchmarks/bench_predict.py [--frames 40] [--rounds 3] [--batch-size 8]
+        [--workers 2] [--kitti DIR] [--monodepth2 DIR] [--device cpu]
+
+Frames: the real 1242x375 KITTI frames of `--kitti`, repeated under new names up to `--frames` (links,
+so every side decodes real PNGs). Both sides use the same weights: monodepth2's own ResNet-18 encoder
+and depth decoder (its `monodepth2==1.0.0` wheel, see `reference/monodepth2_ref.py`), initialised with
+a fixed seed (BatchNorm statistics gathered on the frames, so that outputs are not flat), saved as a
+release folder and imported with `depthcli weights import`'s code.
+
+Sides, alternating in rounds over all frames (images/s, `sidebyside`):
+- "test_simple.py loop": monodepth2's test_simple.py body per image: PIL open, LANCZOS resize to
+  640x192, ToTensor, encoder + decoder forward (batch 1), bilinear resize of the disparity to the
+  input size, `disp_to_depth`, save the scaled-disparity .npy and a matplotlib-colormapped JPEG;
+- "depthcli predict": `depthcli.predict.predict` (what the CLI runs) with its defaults: batches,
+  decoding in DataLoader workers, a writer thread, `--amp auto` (bf16 where the CPU has it);
+- "depthcli predict fp32": the same with `amp="off"`.
+
+Outputs are compared too: the networks on one identical input (float32 must agree to 1e-5, bf16 within
+1e-2 sigmoid disparity), and every saved disparity of depthcli's two runs against each other and
+against the loop's (the loop resizes with PIL's LANCZOS, depthcli with antialiased bilinear - the
+resize `depthcli eval` uses - so these differ by the resize alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from depthcli.threads import prefer_passive_omp_wait
+
+prefer_passive_omp_wait()  # as the CLI does, before torch is imported
+
+import matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
+import PIL.Image  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from depthcli.predict import network_input, predict  # noqa: E402
+from depthcli.threads import configure_threads  # noqa: E402
+from depthcli.weights_import import import_to_checkpoint  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sidebyside import Side, alternate, load_line, machine_line, ratio_text  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DRIVE_IMAGES = "2011_09_26/2011_09_26_drive_0000_sync/image_02/data"
+NET_SIZE = (640, 192)
+MIN_DEPTH, MAX_DEPTH = 0.1, 100.0
+
+
+def gather_frames(kitti: Path, count: int, folder: Path) -> list[Path]:
+    """`count` frame files in `folder`: the real frames, linked under new names as often as needed."""
+    real = sorted((kitti / DRIVE_IMAGES).glob("*.png"))
+    if not real:
+        sys.exit(f"bench_predict: no KITTI frames under {kitti / DRIVE_IMAGES}; pass --kitti DIR")
+    folder.mkdir(parents=True)
+    frames = []
+    for index in range(count):
+        link = folder / f"{index:06d}.png"
+        link.symlink_to(real[index % len(real)].resolve())
+        frames.append(link)
+    return frames
+
+
+def reference_networks(md2, frames: list[Path], device: torch.device):
+    """monodepth2's encoder + decoder, seeded, with BatchNorm statistics from the frames, in eval mode."""
+    torch.manual_seed(0)
+    encoder = md2.networks.ResnetEncoder(18, False).to(device)
+    decoder = md2.networks.DepthDecoder(num_ch_enc=encoder.num_ch_enc, scales=range(4)).to(device)
+    encoder.train()
+    with torch.no_grad():  # running statistics of real images, as trained weights would have
+        for path in frames[:10]:
+            encoder(_pil_input(path, device))
+    return encoder.eval(), decoder.eval()
+
+
+def export_release(encoder, decoder, folder: Path) -> Path:
+    """The nets as a monodepth2 release folder (encoder.pth with height/width, depth.pth)."""
+    folder.mkdir(parents=True)
+    torch.save({**encoder.state_dict(), "height": NET_SIZE[1], "width": NET_SIZE[0]}, folder / "encoder.pth")
+    torch.save(decoder.state_dict(), folder / "depth.pth")
+    return folder
+
+
+def _pil_input(path: Path, device: torch.device) -> torch.Tensor:
+    """test_simple.py's preprocessing: PIL RGB, LANCZOS resize, then torchvision's ToTensor (HWC uint8 ->
+    CHW float / 255), here written out in numpy because torchvision is not needed for it."""
+    image = PIL.Image.open(path).convert("RGB").resize(NET_SIZE, PIL.Image.LANCZOS)
+    return torch.from_numpy(np.asarray(image)).permute(2, 0, 1).float().div(255)[None].to(device)
+
+
+def test_simple_loop(md2, encoder, decoder, frames: list[Path], out: Path, device: torch.device) -> None:
+    """The per-image body of monodepth2's test_simple.py (see the module docstring)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        for path in frames:
+            original_width, original_height = PIL.Image.open(path).size
+            disp = decoder(encoder(_pil_input(path, device)))[("disp", 0)]
+            disp_resized = F.interpolate(disp, (original_height, original_width), mode="bilinear", align_corners=False)
+            scaled_disp, _ = md2.layers.disp_to_depth(disp, MIN_DEPTH, MAX_DEPTH)
+            np.save(out / f"{path.stem}_disp.npy", scaled_disp.cpu().numpy())
+            disp_resized_np = disp_resized.squeeze().cpu().numpy()
+            vmax = np.percentile(disp_resized_np, 95)
+            normalizer = matplotlib.colors.Normalize(vmin=disp_resized_np.min(), vmax=vmax)
+            mapper = matplotlib.cm.ScalarMappable(norm=normalizer, cmap="magma")
+            colormapped = (mapper.to_rgba(disp_resized_np)[:, :, :3] * 255).astype(np.uint8)
+            PIL.Image.fromarray(colormapped).save(out / f"{path.stem}_disp.jpeg")
+
+
+def timed(function, count: int):
+    def run() -> float:
+        start = time.perf_counter()
+        function()
+        return (time.perf_counter() - start) / count
+
+    return run
+
+
+def compare_networks(encoder, decoder, checkpoint: Path, frame: Path, device: torch.device) -> dict[str, float]:
+    """Max |sigmoid disparity difference| of depthcli's net (fp32, bf16) vs monodepth2's on one input."""
+    from depthcli.engine.checkpoint import load_depth_model
+    from depthcli.inference import run_depth_net
+    from depthcli.precision import autocast_factory
+    from depthcli.data.images import read_rgb
+
+    model, _ = load_depth_model(checkpoint, device=device)
+    image = network_input(read_rgb(frame), NET_SIZE)[None].to(device)
+    with torch.no_grad():
+        reference = decoder(encoder(image))[("disp", 0)]
+        ours = run_depth_net(model, image, NET_SIZE)
+        with autocast_factory("bf16", device)():
+            ours_bf16 = run_depth_net(model.to(memory_format=torch.channels_last), image, NET_SIZE)
+    return {"fp32": float((ours - reference).abs().max()), "bf16": float((ours_bf16 - reference).abs().max())}
+
+
+def saved_disparities(folder: Path, scaled: bool) -> dict[str, np.ndarray]:
+    """Sigmoid disparity per frame from a run's .npy files (the loop saves disp_to_depth's scaled disparity)."""
+    out = {}
+    for path in sorted(folder.glob("*_disp.npy")):
+        disp = np.load(path).astype(np.float64).squeeze()
+        if scaled:
+            disp = (disp - 1 / MAX_DEPTH) / (1 / MIN_DEPTH - 1 / MAX_DEPTH)
+        out[path.name] = disp
+    return out
+
+
+def max_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    assert a.keys() == b.keys() and a, "the runs saved different frames"
+    return max(float(np.abs(a[name] - b[name]).max()) for name in a)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=40, help="frames per round (real frames repeated)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="0: OMP_NUM_THREADS, else the idle cores")
+    parser.add_argument("--kitti", type=Path, default=REPO.parent / "shared" / "data" / "kitti_raw_mini")
+    parser.add_argument("--monodepth2", default=None, help="folder of the unpacked monodepth2 wheel")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
+    args = parser.parse_args()
+    from reference import monodepth2_ref
+
+    try:
+        md2 = monodepth2_ref.load(args.monodepth2)
+    except monodepth2_ref.Monodepth2Missing as exc:
+        sys.exit(f"bench_predict: {exc}")
+    device = torch.device(args.device)
+    threads = configure_threads(args.threads) if device.type == "cpu" else 0
+    print(f"machine: {machine_line(device)}")
+    with tempfile.TemporaryDirectory(prefix="bench_predict_") as tmp:
+        tmp = Path(tmp)
+        frames = gather_frames(args.kitti, args.frames, tmp / "frames")
+        encoder, decoder = reference_networks(md2, frames, device)
+        checkpoint, _ = import_to_checkpoint("monodepth2", export_release(encoder, decoder, tmp / "release"), tmp / "md2.ckpt")
+        outs = {name: tmp / name for name in ("loop", "fast", "fp32")}
+
+        def ours(amp: str) -> None:
+            out = outs["fast" if amp == "auto" else "fp32"]
+            shutil.rmtree(out, ignore_errors=True)
+            predict([tmp / "frames"], checkpoint, out, batch_size=args.batch_size, workers=args.workers,
+                    amp=amp, threads=threads, device=args.device, save=("png", "npy"))  # fmt: skip
+
+        def loop() -> None:
+            shutil.rmtree(outs["loop"], ignore_errors=True)
+            test_simple_loop(md2, encoder, decoder, frames, outs["loop"], device)
+
+        sides = [Side("test_simple.py loop", timed(loop, len(frames))),
+                 Side("depthcli predict", timed(lambda: ours("auto"), len(frames))),
+                 Side("depthcli predict fp32", timed(lambda: ours("off"), len(frames)))]  # fmt: skip
+        print(f"{args.rounds} rounds x {len(frames)} frames (1242x375 PNG -> {NET_SIZE[0]}x{NET_SIZE[1]}), "
+              f"batch {args.batch_size}, {args.workers} workers, {torch.get_num_threads()} threads")  # fmt: skip
+        alternate(sides, args.rounds)
+        network = compare_networks(encoder, decoder, checkpoint, frames[0], device)
+        loop_disp = saved_disparities(outs["loop"], scaled=True)
+        fast_disp, fp32_disp = saved_disparities(outs["fast"], False), saved_disparities(outs["fp32"], False)
+    print(f"\nload at the end: {load_line()}")
+    print(f"{'side':24s} {'s/image':>8s} {'images/s':>9s}  speed-up over the loop (median over rounds)")
+    for side in sides:
+        ratio = "1.00x (baseline)" if side is sides[0] else ratio_text(sides[0], side)
+        print(f"{side.name:24s} {side.mean:8.3f} {1 / side.mean:9.2f}  {ratio}")
+    print("\nmax |sigmoid disparity difference|:")
+    print(f"  same input, depthcli net vs monodepth2 net:  fp32 {network['fp32']:.2e}  bf16 {network['bf16']:.2e}")
+    print(f"  saved .npy, depthcli bf16 vs depthcli fp32:  {max_difference(fast_disp, fp32_disp):.2e}")
+    print(f"  saved .npy, depthcli fp32 vs the loop:       {max_difference(fp32_disp, loop_disp):.2e} (resize filter)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,7 @@
 """Inference speed, side by side: `depthcli predict` vs monodepth2's test_simple.py loop on KITTI frames.
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_predict.py [--frames 40] [--rounds 3] [--batch-size 8]
-        [--workers 2] [--kitti DIR] [--monodepth2 DIR] [--device cpu]
+    python benchmarks/bench_predict.py [--frames 40] [--rounds 3] [--batch-size 8] [--workers 2]
+        [--threads N] [--size 640x192] [--kitti DIR] [--monodepth2 DIR] [--device cpu|cuda] [--json OUT]
 
 Frames: the real 1242x375 KITTI frames of `--kitti`, repeated under new names up to `--frames` (links,
 so every side decodes real PNGs). Both sides use the same weights: monodepth2's own ResNet-18 encoder
@@ -11,7 +11,7 @@ release folder and imported with `depthcli weights import`'s code.
 
 Sides, alternating in rounds over all frames (images/s, `sidebyside`):
 - "test_simple.py loop": monodepth2's test_simple.py body per image: PIL open, LANCZOS resize to
-  640x192, ToTensor, encoder + decoder forward (batch 1), bilinear resize of the disparity to the
+  the network size (640x192), ToTensor, encoder + decoder forward (batch 1), bilinear resize of the disparity to the
   input size, `disp_to_depth`, save the scaled-disparity .npy and a matplotlib-colormapped JPEG;
 - "depthcli predict": `depthcli.predict.predict` (what the CLI runs) with its defaults: batches,
   decoding in DataLoader workers, a writer thread, `--amp auto` (bf16 where the CPU has it);
@@ -26,11 +26,14 @@ resize `depthcli eval` uses - so these differ by the resize alone).
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 from depthcli.threads import prefer_passive_omp_wait
 
@@ -43,15 +46,15 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from depthcli.predict import network_input, predict  # noqa: E402
+from depthcli.sizes import format_size, parse_size  # noqa: E402
 from depthcli.threads import configure_threads  # noqa: E402
 from depthcli.weights_import import import_to_checkpoint  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sidebyside import Side, alternate, load_line, machine_line, ratio_text  # noqa: E402
+from sidebyside import Side, alternate, load_line, machine_line, ratios  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVE_IMAGES = "2011_09_26/2011_09_26_drive_0000_sync/image_02/data"
-NET_SIZE = (640, 192)
 MIN_DEPTH, MAX_DEPTH = 0.1, 100.0
 
 
@@ -69,7 +72,7 @@ def gather_frames(kitti: Path, count: int, folder: Path) -> list[Path]:
     return frames
 
 
-def reference_networks(md2, frames: list[Path], device: torch.device):
+def reference_networks(md2, frames: list[Path], size: tuple[int, int], device: torch.device):
     """monodepth2's encoder + decoder, seeded, with BatchNorm statistics from the frames, in eval mode."""
     torch.manual_seed(0)
     encoder = md2.networks.ResnetEncoder(18, False).to(device)
@@ -77,32 +80,32 @@ def reference_networks(md2, frames: list[Path], device: torch.device):
     encoder.train()
     with torch.no_grad():  # running statistics of real images, as trained weights would have
         for path in frames[:10]:
-            encoder(_pil_input(path, device))
+            encoder(_pil_input(path, size, device))
     return encoder.eval(), decoder.eval()
 
 
-def export_release(encoder, decoder, folder: Path) -> Path:
+def export_release(encoder, decoder, size: tuple[int, int], folder: Path) -> Path:
     """The nets as a monodepth2 release folder (encoder.pth with height/width, depth.pth)."""
     folder.mkdir(parents=True)
-    torch.save({**encoder.state_dict(), "height": NET_SIZE[1], "width": NET_SIZE[0]}, folder / "encoder.pth")
+    torch.save({**encoder.state_dict(), "height": size[1], "width": size[0]}, folder / "encoder.pth")
     torch.save(decoder.state_dict(), folder / "depth.pth")
     return folder
 
 
-def _pil_input(path: Path, device: torch.device) -> torch.Tensor:
+def _pil_input(path: Path, size: tuple[int, int], device: torch.device) -> torch.Tensor:
     """test_simple.py's preprocessing: PIL RGB, LANCZOS resize, then torchvision's ToTensor (HWC uint8 ->
     CHW float / 255), here written out in numpy because torchvision is not needed for it."""
-    image = PIL.Image.open(path).convert("RGB").resize(NET_SIZE, PIL.Image.LANCZOS)
+    image = PIL.Image.open(path).convert("RGB").resize(size, PIL.Image.LANCZOS)
     return torch.from_numpy(np.asarray(image)).permute(2, 0, 1).float().div(255)[None].to(device)
 
 
-def test_simple_loop(md2, encoder, decoder, frames: list[Path], out: Path, device: torch.device) -> None:
+def test_simple_loop(md2, encoder, decoder, frames: list[Path], out: Path, size, device: torch.device) -> None:
     """The per-image body of monodepth2's test_simple.py (see the module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         for path in frames:
             original_width, original_height = PIL.Image.open(path).size
-            disp = decoder(encoder(_pil_input(path, device)))[("disp", 0)]
+            disp = decoder(encoder(_pil_input(path, size, device)))[("disp", 0)]
             disp_resized = F.interpolate(disp, (original_height, original_width), mode="bilinear", align_corners=False)
             scaled_disp, _ = md2.layers.disp_to_depth(disp, MIN_DEPTH, MAX_DEPTH)
             np.save(out / f"{path.stem}_disp.npy", scaled_disp.cpu().numpy())
@@ -123,20 +126,20 @@ def timed(function, count: int):
     return run
 
 
-def compare_networks(encoder, decoder, checkpoint: Path, frame: Path, device: torch.device) -> dict[str, float]:
+def compare_networks(encoder, decoder, checkpoint: Path, frame: Path, size, device: torch.device) -> dict[str, float]:
     """Max |sigmoid disparity difference| of depthcli's net (fp32, bf16) vs monodepth2's on one input."""
+    from depthcli.data.images import read_rgb
     from depthcli.engine.checkpoint import load_depth_model
     from depthcli.inference import run_depth_net
     from depthcli.precision import autocast_factory
-    from depthcli.data.images import read_rgb
 
     model, _ = load_depth_model(checkpoint, device=device)
-    image = network_input(read_rgb(frame), NET_SIZE)[None].to(device)
+    image = network_input(read_rgb(frame), size)[None].to(device)
     with torch.no_grad():
         reference = decoder(encoder(image))[("disp", 0)]
-        ours = run_depth_net(model, image, NET_SIZE)
+        ours = run_depth_net(model, image, size)
         with autocast_factory("bf16", device)():
-            ours_bf16 = run_depth_net(model.to(memory_format=torch.channels_last), image, NET_SIZE)
+            ours_bf16 = run_depth_net(model.to(memory_format=torch.channels_last), image, size)
     return {"fp32": float((ours - reference).abs().max()), "bf16": float((ours_bf16 - reference).abs().max())}
 
 
@@ -163,9 +166,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="0: OMP_NUM_THREADS, else the idle cores")
-    parser.add_argument("--kitti", type=Path, default=REPO.parent / "shared" / "data" / "kitti_raw_mini")
+    shared = Path(os.environ.get("DEPTHCLI_SHARED_DATA", REPO.parent / "shared" / "data"))
+    parser.add_argument("--kitti", type=Path, default=shared / "kitti_raw_mini", help="KITTI raw root")
     parser.add_argument("--monodepth2", default=None, help="folder of the unpacked monodepth2 wheel")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--size", type=parse_size, default=(640, 192), help="network input WxH")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     args = parser.parse_args()
     from reference import monodepth2_ref
 
@@ -179,8 +185,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_predict_") as tmp:
         tmp = Path(tmp)
         frames = gather_frames(args.kitti, args.frames, tmp / "frames")
-        encoder, decoder = reference_networks(md2, frames, device)
-        checkpoint, _ = import_to_checkpoint("monodepth2", export_release(encoder, decoder, tmp / "release"), tmp / "md2.ckpt")
+        encoder, decoder = reference_networks(md2, frames, args.size, device)
+        release = export_release(encoder, decoder, args.size, tmp / "release")
+        checkpoint, _ = import_to_checkpoint("monodepth2", release, tmp / "md2.ckpt")
         outs = {name: tmp / name for name in ("loop", "fast", "fp32")}
 
         def ours(amp: str) -> None:
@@ -191,26 +198,39 @@ def main() -> None:
 
         def loop() -> None:
             shutil.rmtree(outs["loop"], ignore_errors=True)
-            test_simple_loop(md2, encoder, decoder, frames, outs["loop"], device)
+            test_simple_loop(md2, encoder, decoder, frames, outs["loop"], args.size, device)
 
         sides = [Side("test_simple.py loop", timed(loop, len(frames))),
                  Side("depthcli predict", timed(lambda: ours("auto"), len(frames))),
                  Side("depthcli predict fp32", timed(lambda: ours("off"), len(frames)))]  # fmt: skip
-        print(f"{args.rounds} rounds x {len(frames)} frames (1242x375 PNG -> {NET_SIZE[0]}x{NET_SIZE[1]}), "
+        print(f"{args.rounds} rounds x {len(frames)} frames (1242x375 PNG -> {format_size(args.size)}), "
               f"batch {args.batch_size}, {args.workers} workers, {torch.get_num_threads()} threads")  # fmt: skip
         alternate(sides, args.rounds)
-        network = compare_networks(encoder, decoder, checkpoint, frames[0], device)
+        network = compare_networks(encoder, decoder, checkpoint, frames[0], args.size, device)
         loop_disp = saved_disparities(outs["loop"], scaled=True)
         fast_disp, fp32_disp = saved_disparities(outs["fast"], False), saved_disparities(outs["fp32"], False)
+    differences = {
+        "network_fp32": network["fp32"],
+        "network_bf16": network["bf16"],
+        "saved_bf16_vs_fp32": max_difference(fast_disp, fp32_disp),
+        "saved_fp32_vs_loop": max_difference(fp32_disp, loop_disp),
+    }
     print(f"\nload at the end: {load_line()}")
-    print(f"{'side':24s} {'s/image':>8s} {'images/s':>9s}  speed-up over the loop (median over rounds)")
+    print(f"{'side':24s} {'s/image':>8s} {'images/s':>9s}  speed-up over the loop (median of the rounds)")
+    rows = []
     for side in sides:
-        ratio = "1.00x (baseline)" if side is sides[0] else ratio_text(sides[0], side)
-        print(f"{side.name:24s} {side.mean:8.3f} {1 / side.mean:9.2f}  {ratio}")
+        speedups = ratios(sides[0], side) if side is not sides[0] else []
+        rows.append({"side": side.name, "seconds_per_image": side.mean, "images_per_s": 1 / side.mean,
+                     "speedup_median": median(speedups or [1.0]), "speedup_rounds": speedups})  # fmt: skip
+        rounds = f" (rounds: {', '.join(f'{v:.2f}' for v in speedups)})" if speedups else " (baseline)"
+        print(f"{side.name:24s} {side.mean:8.3f} {1 / side.mean:9.2f}  {rows[-1]['speedup_median']:.2f}x{rounds}")
     print("\nmax |sigmoid disparity difference|:")
     print(f"  same input, depthcli net vs monodepth2 net:  fp32 {network['fp32']:.2e}  bf16 {network['bf16']:.2e}")
-    print(f"  saved .npy, depthcli bf16 vs depthcli fp32:  {max_difference(fast_disp, fp32_disp):.2e}")
-    print(f"  saved .npy, depthcli fp32 vs the loop:       {max_difference(fp32_disp, loop_disp):.2e} (resize filter)")
+    print(f"  saved .npy, depthcli bf16 vs depthcli fp32:  {differences['saved_bf16_vs_fp32']:.2e}")
+    print(f"  saved .npy, depthcli fp32 vs the loop:       {differences['saved_fp32_vs_loop']:.2e} (resize filter)")
+    if args.json:
+        summary = {"machine": machine_line(device), "batch_size": args.batch_size, "rows": rows, **differences}
+        args.json.write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Training step speed, side by side: depthcli's fast setting vs monodepth2's own trainer and vs float32.
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_train_speed.py [--presets monodepth2,diffnet,radepth]
-        [--size 640x192] [--batch-size 4] [--rounds 5] [--steps 3] [--monodepth2 DIR] [--device cpu]
+    python benchmarks/bench_train_speed.py [--presets monodepth2,diffnet,radepth] [--size 640x192]
+        [--batch-size 4] [--rounds 5] [--steps 3] [--threads N] [--compile] [--reference auto|on|off]
+        [--monodepth2 DIR] [--device cpu|cuda] [--json OUT]
 
 One training step = forward + losses + backward + Adam on a batch of `--batch-size` samples (three
 frames each) at `--size`. Sides, timed in alternating rounds in one process (`sidebyside`):
@@ -11,6 +12,9 @@ frames each) at `--size`. Sides, timed in alternating rounds in one process (`si
   channels-last, fused Adam. Each round is one `train()` call of `--steps` + 1 steps on an in-memory
   dataset of uint8 samples; the first step of the call is not timed, the rest are timed from step end
   to step end (so batch collation and the move to the device are included).
+- "depthcli fast+compile" (with `--compile`): the same with `compile` on, which on CPU compiles the
+  float32 photometric loss (on CUDA the nets); the first step's time, which includes compiling, is
+  printed before the rounds (a warm-up round runs for every depthcli side).
 - "depthcli fp32": the same loop with `amp off`, no channels-last (the float32 baseline per preset).
 - "monodepth2 Trainer" (preset monodepth2 only): monodepth2's own `Trainer` (its `monodepth2==1.0.0`
   wheel, see `reference/monodepth2_ref.py`), the body of its `run_epoch`: `process_batch`, zero_grad,
@@ -23,10 +27,12 @@ time are printed. `--device cuda` times the same on a GPU (the reference side ru
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 from depthcli.threads import prefer_passive_omp_wait
 
@@ -43,7 +49,7 @@ from depthcli.sizes import format_size, parse_size  # noqa: E402
 from depthcli.threads import configure_threads  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sidebyside import Side, alternate, load_line, machine_line, ratio_text  # noqa: E402
+from sidebyside import Side, alternate, load_line, machine_line, ratios  # noqa: E402
 
 KITTI_K = torch.tensor([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
 FRAME_IDS = (0, -1, 1)
@@ -84,9 +90,10 @@ class DepthcliSide:
         train(self.task, self.dataset, self.config, self.run_dir, progress=False, device=self.device, on_step=on_step)
 
     def run(self) -> float:
-        stamps: list[float] = []
+        stamps: list[float] = [time.perf_counter()]
         self._train(lambda *_: stamps.append(time.perf_counter()))
-        return (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+        self.first_step_s = stamps[1] - stamps[0]  # set-up and the first step (compiling, with --compile)
+        return (stamps[-1] - stamps[1]) / (len(stamps) - 2)
 
     def profile_step(self) -> profile:
         """Profile the second step of a loop run (the first warms up): the step and the next batch's loading."""
@@ -150,29 +157,40 @@ def random_frames(size: tuple[int, int]) -> dict[int, torch.Tensor]:
     return {f: torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=generator) for f in FRAME_IDS}
 
 
-def bench_preset(preset: str, args, workdir: Path) -> list[tuple[str, str, float, str]]:
+def bench_preset(preset: str, args, workdir: Path) -> list[dict]:
     frames = random_frames(args.size)
+    variants = {"depthcli fast": {}, "depthcli fp32": {"amp": "off", "channels_last": False}}
+    if args.compile:
+        variants["depthcli fast+compile"] = {"compile": True}
     runners = {
-        "depthcli fast": DepthcliSide(preset, {}, frames, args, workdir / f"{preset}_fast"),
-        "depthcli fp32": DepthcliSide(preset, {"amp": "off", "channels_last": False}, frames, args, workdir / "fp32"),
+        name: DepthcliSide(preset, overrides, frames, args, workdir / f"{preset}_{index}")
+        for index, (name, overrides) in enumerate(variants.items())
     }
     with_reference = preset == "monodepth2" and args.reference
     if with_reference:
         runners["monodepth2 Trainer"] = Monodepth2Side(frames, args, workdir / "monodepth2")
-    sides = {name: Side(name, runner.run) for name, runner in runners.items()}
     print(f"{preset}: {args.rounds} rounds x {args.steps} timed steps per side, batch {args.batch_size}, "
           f"{format_size(args.size)}, {torch.get_num_threads()} threads")  # fmt: skip
+    for name in variants:  # warm-up round (oneDNN primitive caches; compiling with --compile)
+        runners[name].run()
+        print(f"  warm-up {name}: first step {runners[name].first_step_s:.1f} s")
+    sides = {name: Side(name, runner.run) for name, runner in runners.items()}
     alternate(list(sides.values()), args.rounds)
     if args.profile:
         for name, runner in runners.items():
             print_profile(f"{preset} {name}", runner.profile_step(), args.device)
-    fast, fp32 = sides["depthcli fast"], sides["depthcli fp32"]
-    baseline = sides["monodepth2 Trainer"] if with_reference else fp32
-    others = [side for side in sides.values() if side is not baseline]
-    rows = [(preset, side.name, side.mean, ratio_text(baseline, side)) for side in others]
-    rows.append((preset, baseline.name, baseline.mean, "1.00x (baseline)"))
+    baseline = sides["monodepth2 Trainer"] if with_reference else sides["depthcli fp32"]
+    comparisons = [(side, baseline) for side in sides.values() if side is not baseline]
     if with_reference:
-        rows.append((preset, "depthcli fast vs depthcli fp32", fast.mean, ratio_text(fp32, fast)))
+        comparisons.append((sides["depthcli fast"], sides["depthcli fp32"]))
+
+    def row(side: Side, base: Side) -> dict:
+        speedups = ratios(base, side) if side is not base else []
+        return {"preset": preset, "side": side.name, "baseline": base.name, "seconds_per_step": side.mean,
+                "samples_per_s": args.batch_size / side.mean, "speedup_median": median(speedups or [1.0]),
+                "speedup_rounds": speedups}  # fmt: skip
+
+    rows = [row(side, base) for side, base in comparisons] + [row(baseline, baseline)]
     return rows
 
 
@@ -186,26 +204,41 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="0: OMP_NUM_THREADS, else the idle cores")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
     parser.add_argument("--monodepth2", default=None, help="folder of the unpacked monodepth2 wheel")
-    parser.add_argument("--no-reference", dest="reference", action="store_false", help="skip monodepth2's side")
+    parser.add_argument("--reference", choices=("auto", "on", "off"), default="auto",
+                        help="monodepth2's Trainer as a side: auto = when its code is found")  # fmt: skip
+    parser.add_argument("--compile", action="store_true", help="add a side with compile on")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     args = parser.parse_args()
     args.threads = configure_threads(args.threads) if args.device == "cpu" else 0
     print(f"machine: {machine_line(torch.device(args.device))}")
-    if args.reference and "monodepth2" in args.presets.split(","):
-        from reference.monodepth2_ref import Monodepth2Missing, load
-
-        try:
-            load(args.monodepth2)
-        except Monodepth2Missing as exc:
-            sys.exit(f"bench_train_speed: {exc} (or run with --no-reference)")
+    args.reference = args.reference != "off" and "monodepth2" in args.presets.split(",") and _reference_found(args)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_train_speed_") as tmp:
         for preset in args.presets.split(","):
             rows += bench_preset(preset, args, Path(tmp))
     print(f"\nload at the end: {load_line()}")
-    print(f"{'preset':11s} {'side':32s} {'s/step':>8s} {'samples/s':>9s}  speed-up (median over rounds)")
-    for preset, name, seconds, ratio in rows:
-        print(f"{preset:11s} {name:32s} {seconds:8.3f} {args.batch_size / seconds:9.2f}  {ratio}")
+    print(f"{'preset':11s} {'side':24s} {'s/step':>8s} {'samples/s':>9s}  speed-up over (median of the rounds)")
+    for row in rows:
+        rounds = ", ".join(f"{value:.2f}" for value in row["speedup_rounds"])
+        speedup = f"{row['speedup_median']:.2f}x over {row['baseline']}" + (f" (rounds: {rounds})" if rounds else "")
+        timing = f"{row['seconds_per_step']:8.3f} {row['samples_per_s']:9.2f}"
+        print(f"{row['preset']:11s} {row['side']:24s} {timing}  {speedup}")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine_line(torch.device(args.device)), "rows": rows}, indent=2))
+
+
+def _reference_found(args) -> bool:
+    from reference.monodepth2_ref import Monodepth2Missing, load
+
+    try:
+        load(args.monodepth2)
+        return True
+    except Monodepth2Missing as exc:
+        if args.reference == "on":
+            sys.exit(f"bench_train_speed: {exc}")
+        print(f"(no monodepth2 side: {exc})")
+        return False
 
 
 if __name__ == "__main__":

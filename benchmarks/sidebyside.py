@@ -69,8 +69,3 @@ def alternate(sides: list[Side], rounds: int, log: Callable[[str], None] = print
 def ratios(slow: Side, fast: Side) -> list[float]:
     """Per-round speed-up of `fast` over `slow` (slow's seconds / fast's seconds)."""
     return [a / b for a, b in zip(slow.seconds, fast.seconds, strict=True)]
-
-
-def ratio_text(slow: Side, fast: Side) -> str:
-    values = ratios(slow, fast)
-    return f"{statistics.median(values):.2f}x (rounds: {', '.join(f'{v:.2f}' for v in values)})"

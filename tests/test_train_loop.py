@@ -137,11 +137,22 @@ def test_batch_larger_than_data_is_an_error(tmp_path):
         train(LineFit(), NoisyPoints(), _config(batch_size=8), tmp_path, progress=False)
 
 
-def test_compile_is_ignored_with_a_warning_on_cpu(tmp_path):
+def test_compile_on_cpu_compiles_the_photometric_loss_during_training_only(tmp_path):
+    from depthcli.losses import photometric
+
+    seen = []
+
+    class Recording(LineFit):
+        def forward(self, batch):
+            seen.append(photometric._use_compiled_reference)
+            return super().forward(batch)
+
     torch.manual_seed(0)
-    with pytest.warns(UserWarning, match="--compile only applies on CUDA"):
-        result = train(LineFit(), NoisyPoints(), _config(compile=True, max_steps=1), tmp_path, progress=False)
-    assert result.steps == 1
+    result = train(Recording(), NoisyPoints(), _config(compile=True, max_steps=2), tmp_path, progress=False)
+    assert result.steps == 2 and seen == [True, True]
+    assert not photometric._use_compiled_reference  # switched off again when the run ends
+    train(Recording(), NoisyPoints(), _config(max_steps=1), tmp_path / "plain", progress=False)
+    assert seen[-1] is False
 
 
 def test_time_budget_stops_after_the_current_step_and_saves(tmp_path):

@@ -3,12 +3,16 @@
 `photometric_error` dispatches between the PyTorch reference below and the fused Triton kernel in
 `depthcli.kernels.photometric_triton` (CUDA tensors, unless switched off by
 `set_kernel_enabled(False)` or `DEPTHCLI_DISABLE_TRITON=1`). The reference is the definition; the
-kernel is tested against it.
+kernel is tested against it. On CPU, `compiled_reference()` (the trainer's `--compile`) runs the
+reference through torch.compile instead: the same float32 maths fused into a few loops.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -26,6 +30,7 @@ DISABLE_ENV = "DEPTHCLI_DISABLE_TRITON"
 KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # the kernel computes in float32 either way
 
 _kernel_switch = True
+_use_compiled_reference = False
 
 
 class SSIM(nn.Module):
@@ -92,6 +97,28 @@ def kernel_enabled() -> bool:
     return _kernel_switch and os.environ.get(DISABLE_ENV, "") != "1"
 
 
+@contextlib.contextmanager
+def compiled_reference(enabled: bool = True) -> Iterator[None]:
+    """Within the block, CPU tensors go through the reference compiled by torch.compile.
+
+    SSIM's ~40 elementwise passes over full-size images become a few fused loops: forward + backward
+    3.3x faster on CPU (measured at 4x3x192x640). The first call per shape and autograd mode compiles
+    (C++ through the system compiler): 1.5-4.5 minutes on 2 busy cores, cached on disk for later runs,
+    so it pays in long trainings, not in a 10-minute demo.
+    """
+    global _use_compiled_reference
+    before, _use_compiled_reference = _use_compiled_reference, bool(enabled)
+    try:
+        yield
+    finally:
+        _use_compiled_reference = before
+
+
+@functools.cache
+def _compiled_reference_fn():
+    return torch.compile(reference_photometric_error, dynamic=False)
+
+
 def _kernel_runs_on(tensor: torch.Tensor) -> bool:
     """The kernel can run here: triton importable and a CUDA tensor, or a CPU tensor under the interpreter."""
     if not triton_available():
@@ -137,6 +164,8 @@ def photometric_error(
         from depthcli.kernels.photometric_triton import fused_photometric_error
 
         return fused_photometric_error(pred, target)
+    if _use_compiled_reference and pred.device.type == "cpu":
+        return _compiled_reference_fn()(pred, target)
     return reference_photometric_error(pred, target)
 
 

@@ -1,7 +1,7 @@
 """Self-supervised training: throughput per preset, and the quality bar of issue 4.
 
     python benchmarks/bench_selfsup.py throughput --sizes 640x192,320x96 --batch-size 4
-    python benchmarks/bench_selfsup.py quality --steps 1200 --presets radepth,diffnet --small
+    python benchmarks/bench_selfsup.py quality --steps 1200 --presets radepth,diffnet --small [--amp auto|off]
 
 `throughput`: train steps on a fixed synthetic batch (the recipe's full loss, optimizer step
 included) and report images/s (wall clock) and images per CPU-second.
@@ -12,7 +12,8 @@ median-scaled abs_rel on the held-out drive with the same net untrained and with
 training depth" prediction. The bar: trained <= 0.5 x untrained and clearly better than the
 baseline (read as >= 20 % lower abs_rel; an untrained net that is worse than the constant makes the
 first half easy, so both are printed). `--small` trains each preset's recipe on its half-width
-HRNet-W9 net (`radepth-small`, `diffnet-small`), as `depthcli demo` does on a CPU. Training runs at
+HRNet-W9 net (`radepth-small`, `diffnet-small`), as `depthcli demo` does on a CPU. `--amp` sets the
+networks' precision (default auto: bf16 where the CPU has it natively; off: float32). Training runs at
 320x96 by default: at the demo's 192x64 a facade 25 m ahead moves under a pixel per frame, the
 photometric loss cannot tell it from the sky, and diffnet-small ended worse than the baseline.
 """
@@ -111,6 +112,7 @@ def quality(
     out: Path,
     world_size: tuple[int, int],
     small: bool = False,
+    amp: str = "auto",
 ):
     from depthcli.engine.checkpoint import load_depth_model
     from depthcli.evaluation.evaluate import evaluate_model, evaluate_predictions
@@ -126,12 +128,12 @@ def quality(
     for preset in presets:
         overrides = {"data": str(train_root), "split": str(_all_frames_split(train_root)), "size": size,
                      "batch_size": batch_size, "epochs": 1000, "num_workers": 0, "save_every": 100,
-                     "channels_last": True, "lr": lr, **from_scratch_schedule(steps)}  # fmt: skip
+                     "amp": amp, "lr": lr, **from_scratch_schedule(steps)}  # fmt: skip
         if small:
             overrides["net"] = f"{preset_values(preset)['net']}-small"
         config = build_selfsup_config(preset, overrides=overrides)
         start = time.monotonic()
-        result = run_selfsup(config, out / f"run_{config.net}_lr{lr:g}", progress=True)
+        result = run_selfsup(config, out / f"run_{config.net}_lr{lr:g}_amp{amp}", progress=True)
         model, saved = load_depth_model(result.last_checkpoint)
         trained = evaluate_model(model, eval_set, [size], saved["min_depth"], saved["max_depth"])[0].summary()
         untrained_net = SelfSupTask.from_config(config).networks["depth"]  # the trained net's own initial weights
@@ -171,6 +173,7 @@ def main() -> None:
     good.add_argument("--batch-size", type=int, default=4)
     good.add_argument("--lr", type=float, default=5e-4)
     good.add_argument("--small", action="store_true", help="the presets' recipes on the half-width nets")
+    good.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"), help="network precision")
     good.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.mode == "throughput":
@@ -179,7 +182,7 @@ def main() -> None:
         out = args.out or Path(tempfile.mkdtemp(prefix="bench_selfsup_"))
         print(f"writing into {out}")
         quality(args.presets.split(","), args.steps, args.frames, parse_resolutions(args.size)[0],
-                args.batch_size, args.lr, out, parse_resolutions(args.world_size)[0], args.small)  # fmt: skip
+                args.batch_size, args.lr, out, parse_resolutions(args.world_size)[0], args.small, args.amp)  # fmt: skip
 
 
 if __name__ == "__main__":

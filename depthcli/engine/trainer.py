@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from depthcli.atomic import atomic_path, atomic_write_text
 from depthcli.config import build_config, config_to_dict, save_config
+from depthcli.data.augment import as_float_image
 from depthcli.engine import distributed
 from depthcli.engine.checkpoint import load_checkpoint, load_encoder_init, save_checkpoint
 from depthcli.errors import DepthcliError
@@ -548,8 +549,8 @@ def _to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
     """
     if isinstance(batch, torch.Tensor):
         batch = batch.to(device, non_blocking=True)
-        if batch.dim() == 4 and batch.dtype == torch.uint8:
-            batch = batch.float().div_(255.0)
+        if batch.dim() == 4:
+            batch = as_float_image(batch)
         if channels_last and batch.dim() == 4 and batch.is_floating_point():
             batch = batch.contiguous(memory_format=torch.channels_last)
         return batch

@@ -16,6 +16,8 @@ Sides, alternating in rounds over all frames (images/s, `sidebyside`):
 - "depthcli predict": `depthcli.predict.predict` (what the CLI runs) with its defaults: batches,
   decoding in DataLoader workers, a writer thread, `--amp auto` (bf16 where the CPU has it);
 - "depthcli predict fp32": the same with `amp="off"`.
+Without monodepth2's code (`--reference auto`, the default, notes it) the loop side is left out and
+the weights are depthcli's own seeded monodepth2 net.
 
 Outputs are compared too: the networks on one identical input (float32 must agree to 1e-5, bf16 within
 1e-2 sigmoid disparity), and every saved disparity of depthcli's two runs against each other and
@@ -172,22 +174,22 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
     parser.add_argument("--size", type=parse_size, default=(640, 192), help="network input WxH")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    parser.add_argument("--reference", choices=("auto", "on", "off"), default="auto",
+                        help="the test_simple.py loop as a side: auto = when monodepth2's code is found")  # fmt: skip
     args = parser.parse_args()
-    from reference import monodepth2_ref
-
-    try:
-        md2 = monodepth2_ref.load(args.monodepth2)
-    except monodepth2_ref.Monodepth2Missing as exc:
-        sys.exit(f"bench_predict: {exc}")
+    md2 = _load_reference(args)
     device = torch.device(args.device)
     threads = configure_threads(args.threads) if device.type == "cpu" else 0
     print(f"machine: {machine_line(device)}")
     with tempfile.TemporaryDirectory(prefix="bench_predict_") as tmp:
         tmp = Path(tmp)
         frames = gather_frames(args.kitti, args.frames, tmp / "frames")
-        encoder, decoder = reference_networks(md2, frames, args.size, device)
-        release = export_release(encoder, decoder, args.size, tmp / "release")
-        checkpoint, _ = import_to_checkpoint("monodepth2", release, tmp / "md2.ckpt")
+        if md2 is not None:
+            encoder, decoder = reference_networks(md2, frames, args.size, device)
+            release = export_release(encoder, decoder, args.size, tmp / "release")
+            checkpoint, _ = import_to_checkpoint("monodepth2", release, tmp / "md2.ckpt")
+        else:
+            checkpoint = own_checkpoint(frames, args.size, tmp / "md2.ckpt")
         outs = {name: tmp / name for name in ("loop", "fast", "fp32")}
 
         def ours(amp: str) -> None:
@@ -200,37 +202,68 @@ def main() -> None:
             shutil.rmtree(outs["loop"], ignore_errors=True)
             test_simple_loop(md2, encoder, decoder, frames, outs["loop"], args.size, device)
 
-        sides = [Side("test_simple.py loop", timed(loop, len(frames))),
-                 Side("depthcli predict", timed(lambda: ours("auto"), len(frames))),
+        sides = [Side("depthcli predict", timed(lambda: ours("auto"), len(frames))),
                  Side("depthcli predict fp32", timed(lambda: ours("off"), len(frames)))]  # fmt: skip
+        if md2 is not None:
+            sides.insert(0, Side("test_simple.py loop", timed(loop, len(frames))))
         print(f"{args.rounds} rounds x {len(frames)} frames (1242x375 PNG -> {format_size(args.size)}), "
               f"batch {args.batch_size}, {args.workers} workers, {torch.get_num_threads()} threads")  # fmt: skip
         alternate(sides, args.rounds)
-        network = compare_networks(encoder, decoder, checkpoint, frames[0], args.size, device)
-        loop_disp = saved_disparities(outs["loop"], scaled=True)
         fast_disp, fp32_disp = saved_disparities(outs["fast"], False), saved_disparities(outs["fp32"], False)
-    differences = {
-        "network_fp32": network["fp32"],
-        "network_bf16": network["bf16"],
-        "saved_bf16_vs_fp32": max_difference(fast_disp, fp32_disp),
-        "saved_fp32_vs_loop": max_difference(fp32_disp, loop_disp),
-    }
+        differences = {"saved_bf16_vs_fp32": max_difference(fast_disp, fp32_disp)}
+        if md2 is not None:
+            network = compare_networks(encoder, decoder, checkpoint, frames[0], args.size, device)
+            loop_disp = saved_disparities(outs["loop"], scaled=True)
+            differences |= {"network_fp32": network["fp32"], "network_bf16": network["bf16"],
+                            "saved_fp32_vs_loop": max_difference(fp32_disp, loop_disp)}  # fmt: skip
     print(f"\nload at the end: {load_line()}")
-    print(f"{'side':24s} {'s/image':>8s} {'images/s':>9s}  speed-up over the loop (median of the rounds)")
+    baseline = sides[0] if md2 is not None else sides[1]
+    print(f"{'side':24s} {'s/image':>8s} {'images/s':>9s}  speed-up over {baseline.name} (median of the rounds)")
     rows = []
     for side in sides:
-        speedups = ratios(sides[0], side) if side is not sides[0] else []
+        speedups = ratios(baseline, side) if side is not baseline else []
         rows.append({"side": side.name, "seconds_per_image": side.mean, "images_per_s": 1 / side.mean,
                      "speedup_median": median(speedups or [1.0]), "speedup_rounds": speedups})  # fmt: skip
         rounds = f" (rounds: {', '.join(f'{v:.2f}' for v in speedups)})" if speedups else " (baseline)"
         print(f"{side.name:24s} {side.mean:8.3f} {1 / side.mean:9.2f}  {rows[-1]['speedup_median']:.2f}x{rounds}")
     print("\nmax |sigmoid disparity difference|:")
-    print(f"  same input, depthcli net vs monodepth2 net:  fp32 {network['fp32']:.2e}  bf16 {network['bf16']:.2e}")
     print(f"  saved .npy, depthcli bf16 vs depthcli fp32:  {differences['saved_bf16_vs_fp32']:.2e}")
-    print(f"  saved .npy, depthcli fp32 vs the loop:       {differences['saved_fp32_vs_loop']:.2e} (resize filter)")
+    if md2 is not None:
+        print(f"  same input, depthcli net vs monodepth2 net:  fp32 {differences['network_fp32']:.2e}  "
+              f"bf16 {differences['network_bf16']:.2e}")  # fmt: skip
+        print(f"  saved .npy, depthcli fp32 vs the loop:       {differences['saved_fp32_vs_loop']:.2e} (resize filter)")
     if args.json:
         summary = {"machine": machine_line(device), "batch_size": args.batch_size, "rows": rows, **differences}
         args.json.write_text(json.dumps(summary, indent=2))
+
+
+def _load_reference(args):
+    """monodepth2's modules, or None when they are missing and `--reference auto` (with a note)."""
+    from reference import monodepth2_ref
+
+    if args.reference == "off":
+        return None
+    try:
+        return monodepth2_ref.load(args.monodepth2)
+    except monodepth2_ref.Monodepth2Missing as exc:
+        if args.reference == "on":
+            sys.exit(f"bench_predict: {exc}")
+        print(f"(no test_simple.py side: {exc})")
+        return None
+
+
+def own_checkpoint(frames: list[Path], size: tuple[int, int], path: Path) -> Path:
+    """Without monodepth2's code: depthcli's monodepth2 net, seeded, BatchNorm statistics from the frames."""
+    from depthcli.data.images import read_rgb
+    from depthcli.engine.checkpoint import save_checkpoint
+    from depthcli.nets import build_depth_net
+
+    torch.manual_seed(0)
+    model = build_depth_net("monodepth2")
+    with torch.no_grad():
+        model.encoder(torch.stack([network_input(read_rgb(frame), size) for frame in frames[:10]]))
+    config = {"net": "monodepth2", "size": list(size), "min_depth": MIN_DEPTH, "max_depth": MAX_DEPTH}
+    return save_checkpoint(path, {"kind": "depth", "config": config, "model": model.state_dict()})
 
 
 if __name__ == "__main__":

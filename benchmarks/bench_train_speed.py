@@ -89,11 +89,11 @@ class DepthcliSide:
     def _train(self, on_step) -> None:
         train(self.task, self.dataset, self.config, self.run_dir, progress=False, device=self.device, on_step=on_step)
 
-    def run(self) -> float:
-        stamps: list[float] = [time.perf_counter()]
-        self._train(lambda *_: stamps.append(time.perf_counter()))
-        self.first_step_s = stamps[1] - stamps[0]  # set-up and the first step (compiling, with --compile)
-        return (stamps[-1] - stamps[1]) / (len(stamps) - 2)
+    def run(self) -> tuple[float, float]:
+        stamps = [(time.perf_counter(), time.process_time())]
+        self._train(lambda *_: stamps.append((time.perf_counter(), time.process_time())))
+        self.first_step_s = stamps[1][0] - stamps[0][0]  # set-up and the first step (compiling, with --compile)
+        return _per_step(stamps[1], stamps[-1], len(stamps) - 2)
 
     def profile_step(self) -> profile:
         """Profile the second step of a loop run (the first warms up): the step and the next batch's loading."""
@@ -129,16 +129,21 @@ class Monodepth2Side:
     def step(self) -> None:
         self.ref.trainer_step(self.trainer, self.inputs)
 
-    def run(self) -> float:
-        start = time.perf_counter()
+    def run(self) -> tuple[float, float]:
+        start = (time.perf_counter(), time.process_time())
         for _ in range(self.steps):
             self.step()
-        return (time.perf_counter() - start) / self.steps
+        return _per_step(start, (time.perf_counter(), time.process_time()), self.steps)
 
     def profile_step(self) -> profile:
         with profile(activities=_activities(self.trainer.device.type)) as profiler:
             self.step()
         return profiler
+
+
+def _per_step(start: tuple[float, float], end: tuple[float, float], steps: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per step between two (perf_counter, process_time) stamps."""
+    return (end[0] - start[0]) / steps, (end[1] - start[1]) / steps
 
 
 def _activities(device: str) -> list:
@@ -186,9 +191,11 @@ def bench_preset(preset: str, args, workdir: Path) -> list[dict]:
 
     def row(side: Side, base: Side) -> dict:
         speedups = ratios(base, side) if side is not base else []
+        cpu_speedups = ratios(base, side, cpu=True) if side is not base else []
         return {"preset": preset, "side": side.name, "baseline": base.name, "seconds_per_step": side.mean,
                 "samples_per_s": args.batch_size / side.mean, "speedup_median": median(speedups or [1.0]),
-                "speedup_rounds": speedups}  # fmt: skip
+                "speedup_rounds": speedups, "cpu_seconds_per_step": median(side.cpu_seconds),
+                "cpu_speedup_median": median(cpu_speedups or [1.0])}  # fmt: skip
 
     rows = [row(side, base) for side, base in comparisons] + [row(baseline, baseline)]
     return rows
@@ -218,11 +225,13 @@ def main() -> None:
         for preset in args.presets.split(","):
             rows += bench_preset(preset, args, Path(tmp))
     print(f"\nload at the end: {load_line()}")
-    print(f"{'preset':11s} {'side':24s} {'s/step':>8s} {'samples/s':>9s}  speed-up over (median of the rounds)")
+    print(f"{'preset':11s} {'side':24s} {'s/step':>8s} {'samples/s':>9s} {'CPU s':>7s}  "
+          "speed-up over: wall (median and rounds), CPU time (median)")  # fmt: skip
     for row in rows:
         rounds = ", ".join(f"{value:.2f}" for value in row["speedup_rounds"])
         speedup = f"{row['speedup_median']:.2f}x over {row['baseline']}" + (f" (rounds: {rounds})" if rounds else "")
-        timing = f"{row['seconds_per_step']:8.3f} {row['samples_per_s']:9.2f}"
+        speedup += f"; CPU {row['cpu_speedup_median']:.2f}x" if rounds else ""
+        timing = f"{row['seconds_per_step']:8.3f} {row['samples_per_s']:9.2f} {row['cpu_seconds_per_step']:7.3f}"
         print(f"{row['preset']:11s} {row['side']:24s} {timing}  {speedup}")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine_line(torch.device(args.device)), "rows": rows}, indent=2))

@@ -46,15 +46,25 @@ def load_line() -> str:
 
 @dataclass
 class Side:
-    """A named thing to time: `run()` does one round's work and returns the seconds per unit it measured."""
+    """A named thing to time. `run()` does one round's work and returns the wall seconds per unit it
+    measured, or `(wall, cpu)` seconds per unit where it can also measure this process's CPU time
+    (which other jobs' load barely changes, with one thread: a steadier ratio than wall time)."""
 
     name: str
-    run: Callable[[], float]
+    run: Callable[[], float | tuple[float, float]]
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
 
     @property
     def mean(self) -> float:
         return statistics.fmean(self.seconds)
+
+    def record(self) -> None:
+        result = self.run()
+        wall, cpu = result if isinstance(result, tuple) else (result, None)
+        self.seconds.append(wall)
+        if cpu is not None:
+            self.cpu_seconds.append(cpu)
 
 
 def alternate(sides: list[Side], rounds: int, log: Callable[[str], None] = print) -> None:
@@ -62,10 +72,12 @@ def alternate(sides: list[Side], rounds: int, log: Callable[[str], None] = print
     for round_index in range(rounds):
         shift = round_index % len(sides)
         for side in sides[shift:] + sides[:shift]:
-            side.seconds.append(side.run())
+            side.record()
         log(f"  round {round_index + 1}/{rounds}: " + ", ".join(f"{s.name} {s.seconds[-1]:.3f} s" for s in sides))
 
 
-def ratios(slow: Side, fast: Side) -> list[float]:
-    """Per-round speed-up of `fast` over `slow` (slow's seconds / fast's seconds)."""
+def ratios(slow: Side, fast: Side, cpu: bool = False) -> list[float]:
+    """Per-round speed-up of `fast` over `slow` (slow's seconds / fast's seconds), wall or CPU time."""
+    if cpu:
+        return [a / b for a, b in zip(slow.cpu_seconds, fast.cpu_seconds, strict=True)]
     return [a / b for a, b in zip(slow.seconds, fast.seconds, strict=True)]

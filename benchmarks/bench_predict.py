@@ -47,7 +47,8 @@ import PIL.Image  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from depthcli.predict import network_input, predict  # noqa: E402
+from depthcli.predict import predict  # noqa: E402
+from depthcli.predict_inputs import network_input  # noqa: E402
 from depthcli.sizes import format_size, parse_size  # noqa: E402
 from depthcli.threads import configure_threads  # noqa: E402
 from depthcli.weights_import import import_to_checkpoint  # noqa: E402

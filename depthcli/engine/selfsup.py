@@ -96,6 +96,9 @@ class SelfSupTask(TrainingTask):
         self.smoothness = EdgeAwareSmoothness()
         self.consistency = CrossScaleConsistency()
         self.sources = tuple(f for f in config.frame_ids if f != 0)
+        # the automask's tie noise comes from torch's global RNG unless a generator is set here (parity tests
+        # set one seeded as the official trainer's run was, see docs/parity.md)
+        self.tie_noise_generator: torch.Generator | None = None
         self.boundary = None
         if config.boundary_loss:
             from depthcli.losses.boundary import BoundaryLoss, load_boundary_net
@@ -183,7 +186,7 @@ class SelfSupTask(TrainingTask):
             reprojection = torch.cat(
                 [photometric_error(warp_frame(sources[f], depth, poses[f], K, inv_K), target) for f in self.sources], 1
             )
-            loss_map, selected = min_reprojection_loss(reprojection, identity)
+            loss_map, selected = min_reprojection_loss(reprojection, identity, generator=self.tie_noise_generator)
             color = target if scale == 0 else F.interpolate(target, size=disp.shape[-2:], mode="area")
             total = total + loss_map.mean() + cfg.smoothness_weight / 2**scale * self.smoothness(disp, color)
             if scale == 0:

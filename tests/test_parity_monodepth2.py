@@ -153,3 +153,23 @@ def test_warp_equals_monodepth2_project3d_with_align_corners_true(kitti_mini):
     assert (ours - official).abs().max() < 1e-4  # measured 2e-5: float32 rounding of coordinates up to 320 px
     mismatched = torch.nn.functional.grid_sample(source, grid, padding_mode="border", align_corners=False)
     assert (ours - mismatched).abs().max() > 0.05  # the half-pixel shift the official code has under today's torch
+
+
+def test_monodepth2_intrinsics_switch_gives_the_official_camera_on_every_sample(kitti_mini, tmp_path):
+    """`intrinsics="monodepth2"`: the one KITTI K of monodepth2's loader, in its pixel values, flipped or not."""
+    from depthcli.data.cache import build_cache
+    from depthcli.data.datasets import CachedKittiDataset
+
+    split = kitti_mini / "train_files.txt"
+    cache = build_cache("kitti", kitti_mini, tmp_path / "train.h5", split=split, size=(320, 96))
+    official_K, official_inv_K = kitti_intrinsics(320, 96)
+    for intrinsics in ("monodepth2", "calibration"):
+        torch.manual_seed(0)  # the same flips for both
+        dataset = CachedKittiDataset(cache, augment=True, intrinsics=intrinsics)
+        cameras = [(dataset[i][("K", 0)], dataset[i][("inv_K", 0)]) for i in range(len(dataset))]
+        if intrinsics == "monodepth2":
+            assert all(torch.equal(K, official_K) for K, _ in cameras)
+            assert all(torch.allclose(inv_K, official_inv_K, atol=1e-6) for _, inv_K in cameras)
+    # the calibrated camera sits pixels away from it and follows the flips (two principal points)
+    assert min((K[:2, 2] - official_K[:2, 2]).abs().min() for K, _ in cameras) > 1.0
+    assert len({round(float(K[0, 2]), 3) for K, _ in cameras}) == 2

@@ -42,6 +42,8 @@ class SelfSupConfig(TrainConfig):
     smoothness_weight: float = 1e-3
     automask: bool = True
     augment: bool = True  # horizontal flip + colour jitter (identical across the frames of a sample)
+    # KITTI camera: each drive's calibration, or monodepth2's one fixed K for all drives (its exact pixel values)
+    intrinsics: Literal["calibration", "monodepth2"] = "calibration"
     # the pose net sees the colour-jittered frames (monodepth2); RA-Depth's trainer feeds it the plain ones
     pose_jitter: bool = True
     arbitrary_scale: bool = False  # RA-Depth high/low variants + cross-scale consistency
@@ -268,7 +270,11 @@ def open_training_data(config: SelfSupConfig, run_dir: Path, progress=None):
         size = config.size or (640, 192)
         data = build_cache("kitti", data, run_dir / "train_cache.h5", split=config.split, size=size, progress=progress)
     return CachedKittiDataset(
-        data, frame_ids=config.frame_ids, augment=config.augment, transform=training_transform(config)
+        data,
+        frame_ids=config.frame_ids,
+        augment=config.augment,
+        transform=training_transform(config),
+        intrinsics=config.intrinsics,
     )
 
 

@@ -20,6 +20,12 @@ from depthcli.cli.app import main
 from depthcli.evaluation.ground_truth import open_eval_set
 
 KITTI_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
+# monodepth2's evaluate_depth.py on the Eigen split, switch by switch (median scaling and factor vary by test)
+LEGACY_VARIANT = {
+    "preset": "kitti-eigen", "dataset": "kitti", "gt": "velodyne", "gt_depth": "velo-x", "crop": "garg",
+    "min_depth": 1e-3, "max_depth": 80.0, "cap_gt": True, "sq_rel": "legacy", "resize": "disp-cv2",
+    "median_scaling": True, "scale_factor": 1.0,
+}  # fmt: skip
 
 
 def run_cli(monkeypatch, *args: str) -> int:
@@ -180,7 +186,10 @@ def test_cli_matches_reference_protocol(kitti_mini, kitti_gt, tmp_path, monkeypa
     expected = ref_evaluate(preds, kitti_gt, **reference_args)
     assert row["resolution"] == f"{preds.shape[2]}x{preds.shape[1]}"
     assert row["n_images"] == 10
-    assert set(row) == {"resolution", "n_images", *expected}
+    assert set(expected) <= set(row) and row["protocol"] == "kitti-eigen"
+    assert row["variant"] | {"median_scaling": True, "scale_factor": 1.0} == LEGACY_VARIANT | {
+        "pred_type": "depth" if "--pred-type" in flags else "disp"
+    }
     for key, value in expected.items():
         assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-4), key
 
@@ -233,30 +242,44 @@ def test_eval_cache_gives_the_same_numbers_as_the_raw_root(kitti_mini, kitti_gt,
     assert row["abs_rel"] == pytest.approx(ref_evaluate(preds, kitti_gt[:2])["abs_rel"], rel=1e-5)
 
 
-def test_kitti_benchmark_reads_improved_gt_pngs(kitti_mini, tmp_path, monkeypatch):
-    """Layout: DRIVE/proj_depth/groundtruth/image_02/%010d.png, uint16 / 256, 0 = invalid, no crop."""
+@pytest.mark.parametrize("protocol", ["kitti-benchmark-legacy", "kitti-benchmark"])
+def test_kitti_benchmark_reads_improved_gt_pngs(kitti_mini, tmp_path, monkeypatch, protocol):
+    """Layout: DRIVE/proj_depth/groundtruth/image_02/%010d.png, uint16 / 256, 0 = invalid, no crop.
+
+    Legacy = monodepth2's eigen_benchmark branch (every gt > 0, clamp at 80, Sq Rel over gt); the preset =
+    monodepth_benchmark's recommendation (gt in (1e-3, 100), clamp at 100, the devkit's Sq Rel over gt²,
+    SILog and iRMSE in 1/km), both written out here.
+    """
     date = tmp_path / "root" / "2011_09_26"
     drive = date / "2011_09_26_drive_0000_sync"
     (drive / "proj_depth" / "groundtruth" / "image_02").mkdir(parents=True)
     for name in ("calib_cam_to_cam.txt", "calib_velo_to_cam.txt"):
         (date / name).symlink_to(kitti_mini / "2011_09_26" / name)
     rng = np.random.default_rng(5)
-    gt_raw = (rng.uniform(1, 80, (375, 1242)) * 256).astype(np.uint16)
+    gt_raw = (rng.uniform(1, 120, (375, 1242)) * 256).astype(np.uint16)  # some beyond 80 m, some beyond 100 m
     gt_raw[rng.random(gt_raw.shape) < 0.7] = 0
-    gt_raw[0, 0] = 10 * 256  # top-left corner: outside the Eigen crop, scored by the benchmark protocol
+    gt_raw[0, 0] = 10 * 256  # top-left corner: outside the Eigen crop, scored by the benchmark protocols
     cv2.imwrite(str(drive / "proj_depth" / "groundtruth" / "image_02" / "0000000004.png"), gt_raw)
     (tmp_path / "split.txt").write_text("2011_09_26/2011_09_26_drive_0000_sync 4 l\n")
     pred = rng.uniform(0.05, 1.0, (1, 192, 640)).astype(np.float32)
     np.save(tmp_path / "p.npy", pred)
     out = tmp_path / "out.json"
-    args = ["eval", "--protocol", "kitti-benchmark", "--predictions", tmp_path / "p.npy", "--json", out]
+    args = ["eval", "--protocol", protocol, "--predictions", tmp_path / "p.npy", "--json", out]
     assert run_cli(monkeypatch, *args, "--data", tmp_path / "root", "--split", tmp_path / "split.txt") == 0
     (row,) = json.loads(out.read_text())
     gt = gt_raw.astype(np.float32) / 256
     resized = cv2.resize(pred[0], (1242, 375))
-    valid = gt > 0
+    legacy = protocol == "kitti-benchmark-legacy"
+    valid = gt > 0 if legacy else (gt > 1e-3) & (gt < 100)
+    cap = 80 if legacy else 100
     g, p = gt[valid].astype(np.float64), 1.0 / resized[valid].astype(np.float64)
-    p = np.clip(p * np.median(g) / np.median(p), 1e-3, 80)
+    p = np.clip(p * np.median(g) / np.median(p), 1e-3, cap)
     expected = ref_errors(g, p)
-    for key in KITTI_KEYS:
-        assert row[key] == pytest.approx(expected[key], rel=1e-5), key
+    if not legacy:
+        expected["sq_rel"] = np.mean((g - p) ** 2 / g**2)
+        log_err = 100 * (np.log(p) - np.log(g))
+        expected["silog"] = np.sqrt(np.mean(log_err**2) - np.mean(log_err) ** 2)
+        expected["irmse"] = np.sqrt(np.mean((1000 / p - 1000 / g) ** 2))
+    assert row["n_images"] == 1 and row["variant"]["max_depth"] == cap
+    for key, value in expected.items():
+        assert row[key] == pytest.approx(value, rel=1e-5), key

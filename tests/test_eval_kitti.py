@@ -49,8 +49,8 @@ def ref_read_calib(path: Path) -> dict:
     return data
 
 
-def ref_velodyne_gt(root: Path, folder: str, frame: int) -> np.ndarray:
-    """monodepth2 generate_depth_map(cam=2, vel_depth=True), written out step by step."""
+def ref_velodyne_gt(root: Path, folder: str, frame: int, vel_depth: bool = True) -> np.ndarray:
+    """monodepth2 generate_depth_map(cam=2, vel_depth), written out step by step."""
     calib_dir = root / folder.split("/")[0]
     cam2cam = ref_read_calib(calib_dir / "calib_cam_to_cam.txt")
     velo2cam = ref_read_calib(calib_dir / "calib_velo_to_cam.txt")
@@ -66,7 +66,8 @@ def ref_velodyne_gt(root: Path, folder: str, frame: int) -> np.ndarray:
     velo = velo[velo[:, 0] >= 0, :]
     pts = np.dot(p_velo2im, velo.T).T
     pts[:, :2] = pts[:, :2] / pts[:, 2][..., None]
-    pts[:, 2] = velo[:, 0]  # the Eigen quirk: velodyne x, not camera z
+    if vel_depth:
+        pts[:, 2] = velo[:, 0]  # the Eigen quirk: velodyne x, not camera z
     pts[:, 0] = np.round(pts[:, 0]) - 1
     pts[:, 1] = np.round(pts[:, 1]) - 1
     ok = (pts[:, 0] >= 0) & (pts[:, 1] >= 0) & (pts[:, 0] < im_shape[1]) & (pts[:, 1] < im_shape[0])
@@ -94,7 +95,7 @@ def ref_errors(gt, pred):
     }
 
 
-def ref_evaluate(preds, gt_depths, disp=True, median=True, factor=1.0):
+def ref_evaluate(preds, gt_depths, disp=True, median=True, factor=1.0, sq_rel_over_gt2=False):
     errors, ratios = [], []
     for i in range(preds.shape[0]):
         gt_depth = gt_depths[i]
@@ -117,6 +118,8 @@ def ref_evaluate(preds, gt_depths, disp=True, median=True, factor=1.0):
         pred_depth[pred_depth < 1e-3] = 1e-3
         pred_depth[pred_depth > 80] = 80
         errors.append(ref_errors(gt_valid, pred_depth))
+        if sq_rel_over_gt2:
+            errors[-1]["sq_rel"] = np.mean((gt_valid - pred_depth) ** 2 / gt_valid**2)
     means = {key: float(np.mean([e[key] for e in errors])) for key in KITTI_KEYS}
     if median:
         ratios = np.array(ratios)
@@ -192,6 +195,31 @@ def test_cli_matches_reference_protocol(kitti_mini, kitti_gt, tmp_path, monkeypa
     }
     for key, value in expected.items():
         assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-4), key
+
+
+def test_corrected_protocol_matches_the_reference_with_camera_depth(kitti_mini, tmp_path, monkeypatch):
+    """kitti-eigen-corrected = monodepth2's pipeline with generate_depth_map(vel_depth=False) and Sq Rel over gt²."""
+    lines = (kitti_mini / "eval_files.txt").read_text().split("\n")
+    entries = [line.split() for line in lines if line.strip()]
+    cam_gt = [ref_velodyne_gt(kitti_mini, folder, int(frame), vel_depth=False) for folder, frame, _ in entries]
+    preds = prediction_kinds(cam_gt)["random"]
+    np.save(tmp_path / "preds.npy", preds)
+    out = tmp_path / "out.json"
+    args = [
+        "eval",
+        "--predictions",
+        tmp_path / "preds.npy",
+        "--data",
+        kitti_mini,
+        "--split",
+        kitti_mini / "eval_files.txt",
+    ]
+    assert run_cli(monkeypatch, *args, "--protocol", "kitti-eigen-corrected", "--json", out) == 0
+    (row,) = json.loads(out.read_text())
+    for key, value in ref_evaluate(preds, cam_gt, sq_rel_over_gt2=True).items():
+        assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-4), key
+    legacy = ref_evaluate(preds, [ref_velodyne_gt(kitti_mini, f, int(i)) for f, i, _ in entries])
+    assert abs(row["abs_rel"] - legacy["abs_rel"]) > 1e-4  # the two variants do differ on real data
 
 
 def test_ground_truth_equals_reference_projection(kitti_mini, kitti_gt):

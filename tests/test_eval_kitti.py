@@ -158,6 +158,17 @@ def prediction_kinds(gt_depths) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------- tests
 
 
+def eval_real_sample(monkeypatch, kitti_mini, tmp_path, preds, *flags) -> dict:
+    """`depthcli eval --predictions` on the ten real frames; the one JSON row."""
+    np.save(tmp_path / "preds.npy", preds)
+    out = tmp_path / "out.json"
+    split = kitti_mini / "eval_files.txt"
+    args = ["eval", "--predictions", tmp_path / "preds.npy", "--data", kitti_mini, "--split", split, "--json", out]
+    assert run_cli(monkeypatch, *args, *flags) == 0
+    (row,) = json.loads(out.read_text())
+    return row
+
+
 @pytest.mark.parametrize(
     ("kind", "flags", "reference_args"),
     [
@@ -169,23 +180,7 @@ def prediction_kinds(gt_depths) -> dict[str, np.ndarray]:
 )
 def test_cli_matches_reference_protocol(kitti_mini, kitti_gt, tmp_path, monkeypatch, kind, flags, reference_args):
     preds = prediction_kinds(kitti_gt)[kind]
-    np.save(tmp_path / "preds.npy", preds)
-    out = tmp_path / "out.json"
-    code = run_cli(
-        monkeypatch,
-        "eval",
-        "--predictions",
-        tmp_path / "preds.npy",
-        "--data",
-        kitti_mini,
-        "--split",
-        kitti_mini / "eval_files.txt",
-        "--json",
-        out,
-        *flags,
-    )
-    assert code == 0
-    (row,) = json.loads(out.read_text())
+    row = eval_real_sample(monkeypatch, kitti_mini, tmp_path, preds, *flags)
     expected = ref_evaluate(preds, kitti_gt, **reference_args)
     assert row["resolution"] == f"{preds.shape[2]}x{preds.shape[1]}"
     assert row["n_images"] == 10
@@ -203,19 +198,7 @@ def test_corrected_protocol_matches_the_reference_with_camera_depth(kitti_mini, 
     entries = [line.split() for line in lines if line.strip()]
     cam_gt = [ref_velodyne_gt(kitti_mini, folder, int(frame), vel_depth=False) for folder, frame, _ in entries]
     preds = prediction_kinds(cam_gt)["random"]
-    np.save(tmp_path / "preds.npy", preds)
-    out = tmp_path / "out.json"
-    args = [
-        "eval",
-        "--predictions",
-        tmp_path / "preds.npy",
-        "--data",
-        kitti_mini,
-        "--split",
-        kitti_mini / "eval_files.txt",
-    ]
-    assert run_cli(monkeypatch, *args, "--protocol", "kitti-eigen-corrected", "--json", out) == 0
-    (row,) = json.loads(out.read_text())
+    row = eval_real_sample(monkeypatch, kitti_mini, tmp_path, preds, "--protocol", "kitti-eigen-corrected")
     for key, value in ref_evaluate(preds, cam_gt, sq_rel_over_gt2=True).items():
         assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-4), key
     legacy = ref_evaluate(preds, [ref_velodyne_gt(kitti_mini, f, int(i)) for f, i, _ in entries])

@@ -174,24 +174,13 @@ GroupOpt = Annotated[
 ]
 
 
-def build_options(
-    protocol: str,
-    *,
-    gt: str | None = None,
-    gt_depth: str | None = None,
-    crop: str | None = None,
-    cap: float | None = None,
-    sq_rel: str | None = None,
-    resize: str | None = None,
-    **run_options,
-):
-    """An `EvalOptions` from the option block's values (checked; one line per bad value)."""
+def build_options(protocol: str, switches: dict, **run_options):
+    """An `EvalOptions` from the option block: a preset, its changed `switches` (None = keep), run options."""
     from depthcli.evaluation.evaluate import EvalOptions
     from depthcli.evaluation.protocols import build_protocol
 
     check_choice(protocol, PROTOCOL_NAMES, "--protocol")
-    variant = build_protocol(protocol, gt=gt, gt_depth=gt_depth, crop=crop, cap=cap, sq_rel=sq_rel, resize=resize)
-    return EvalOptions(protocol=variant, **run_options)
+    return EvalOptions(protocol=build_protocol(protocol, **switches), **run_options)
 
 
 def print_rows(rows: Sequence[dict], labels: Sequence[str], style: str, metrics: Sequence[str], out: Console) -> None:

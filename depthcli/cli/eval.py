@@ -121,7 +121,7 @@ def eval_command(
     if bool(paths) == (predictions is not None):
         raise DepthcliError("give exactly one of --checkpoint CKPT (repeatable) or --predictions FILE.npy|FOLDER")
     options = build_options(
-        protocol, gt=gt, gt_depth=gt_depth, crop=crop, cap=cap, sq_rel=sq_rel, resize=resize,
+        protocol, dict(gt=gt, gt_depth=gt_depth, crop=crop, cap=cap, sq_rel=sq_rel, resize=resize),
         median_scaling=median_scaling, scale_factor=scale_factor, pred_type=pred_type, post_process=post_process,
         image_resize=image_resize, frames=frames, batch_size=batch_size, cloud_metrics=cloud_metrics,
     )  # fmt: skip

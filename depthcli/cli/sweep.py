@@ -81,7 +81,7 @@ def sweep_command(
     if not paths:
         raise DepthcliError("give at least one --checkpoint (or --group NAME=A.ckpt,B.ckpt)")
     options: EvalOptions = build_options(
-        protocol, gt=gt, gt_depth=gt_depth, crop=crop, cap=cap, sq_rel=sq_rel, resize=resize,
+        protocol, dict(gt=gt, gt_depth=gt_depth, crop=crop, cap=cap, sq_rel=sq_rel, resize=resize),
         median_scaling=median_scaling, scale_factor=scale_factor, post_process=post_process,
         image_resize=image_resize, frames=frames, batch_size=batch_size, cloud_metrics=cloud_metrics,
     )  # fmt: skip

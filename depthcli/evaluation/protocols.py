@@ -118,56 +118,45 @@ class Protocol:
         )
 
 
+# monodepth2's evaluate_depth.py on the Eigen split; the other KITTI presets say what they change.
+_EIGEN = Protocol(
+    name="kitti-eigen",
+    dataset="kitti",
+    gt="velodyne",
+    gt_depth="velo-x",
+    crop="garg",
+    min_depth=1e-3,
+    max_depth=80.0,
+    cap_gt=True,
+    sq_rel="legacy",
+    resize="disp-cv2",
+    median_scaling=True,
+    pred_type="disp",
+)
+_NYU = dataclasses.replace(
+    _EIGEN, name="nyu", dataset="nyu", gt="dense", gt_depth="cam-z", crop="nyu", max_depth=10.0,
+    median_scaling=False, pred_type="depth", table=NYU_TABLE,
+)  # fmt: skip
 PROTOCOLS: dict[str, Protocol] = {
-    "kitti-eigen": Protocol(
-        "kitti-eigen", "kitti", "velodyne", "velo-x", "garg", 1e-3, 80.0, True, "legacy", "disp-cv2", True, "disp"
-    ),
-    "kitti-eigen-corrected": Protocol(
-        "kitti-eigen-corrected",
-        "kitti",
-        "velodyne",
-        "cam-z",
-        "garg",
-        1e-3,
-        80.0,
-        True,
-        "squared",
-        "disp-cv2",
-        True,
-        "disp",
-    ),  # fmt: skip
-    "kitti-benchmark": Protocol(
-        "kitti-benchmark",
-        "kitti",
-        "improved",
-        "cam-z",
-        "none",
-        1e-3,
-        100.0,
-        True,
-        "squared",
-        "disp-cv2",
-        True,
-        "disp",
-        DEVKIT_TABLE,
-    ),  # fmt: skip
-    "kitti-benchmark-legacy": Protocol(
-        "kitti-benchmark-legacy",
-        "kitti",
-        "improved",
-        "cam-z",
-        "none",
-        1e-3,
-        80.0,
-        False,
-        "legacy",
-        "disp-cv2",
-        True,
-        "disp",
-    ),  # fmt: skip
-    "nyu": Protocol(
-        "nyu", "nyu", "dense", "cam-z", "nyu", 1e-3, 10.0, True, "legacy", "disp-cv2", False, "depth", NYU_TABLE
-    ),
+    protocol.name: protocol
+    for protocol in (
+        _EIGEN,
+        dataclasses.replace(_EIGEN, name="kitti-eigen-corrected", gt_depth="cam-z", sq_rel="squared"),
+        dataclasses.replace(
+            _EIGEN,
+            name="kitti-benchmark",
+            gt="improved",
+            gt_depth="cam-z",
+            crop="none",
+            max_depth=100.0,
+            sq_rel="squared",
+            table=DEVKIT_TABLE,
+        ),  # fmt: skip
+        dataclasses.replace(
+            _EIGEN, name="kitti-benchmark-legacy", gt="improved", gt_depth="cam-z", crop="none", cap_gt=False
+        ),
+        _NYU,
+    )
 }
 
 

@@ -188,3 +188,14 @@ def test_eval_warns_when_validation_cache_shares_the_evaluated_drive(kitti_mini,
     )
     assert len(training) == 1 and "training data" in training[0]
     assert read_split(kitti_mini / "train_files.txt")  # the fixture's training list is a real split file
+
+
+def test_nyu_selection_on_the_test_split_is_named(synthetic_nyu, tmp_path):
+    """The supervised NYU recipe scores its --val-data cache's test split: best.ckpt is then chosen on test."""
+    from depthcli.data.cache import build_cache
+
+    cache = build_cache("nyu", synthetic_nyu / "nyu_depth_v2_labeled.mat", tmp_path / "nyu.h5")
+    (warning,) = eval_selection_warnings({"val_data": str(cache)}, [], "nyu")
+    assert "chosen on the test split" in warning and str(cache) in warning
+    assert train_selection_warnings({"val_data": str(cache), "data": str(cache)}) == [warning]
+    assert eval_selection_warnings({"val_data": None}, [], "nyu") == []

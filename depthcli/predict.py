@@ -96,8 +96,8 @@ def resolve_device(name: str) -> torch.device:
     """`auto` picks CUDA when present; `cuda:N` picks a GPU; asking for a missing GPU is a user error, not a crash."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    kind, _, number = name.partition(":")
-    if kind not in ("cpu", "cuda") or (number and (kind != "cuda" or not number.isdigit())):
+    kind, colon, number = name.partition(":")
+    if kind not in ("cpu", "cuda") or (colon and (kind != "cuda" or not number.isdigit())):
         raise DepthcliError(f"--device {name!r}: choose auto, cpu, cuda or cuda:N")
     if kind == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0

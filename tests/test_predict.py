@@ -225,3 +225,20 @@ def test_cli_rejects_size_not_multiple_of_32(tmp_path, checkpoint):
     assert done.returncode == 2
     assert "100x64" in done.stderr and "multiples of 32" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_device_names_like_eval_and_sweep(monkeypatch):
+    from depthcli.predict import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    for bad in ("cuda:x", "cpu:0", "gpu", "cuda:"):
+        with pytest.raises(DepthcliError, match="cuda:N"):
+            resolve_device(bad)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(DepthcliError, match="only 2 CUDA device"):
+        resolve_device("cuda:2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DepthcliError, match="no CUDA device"):
+        resolve_device("cuda:0")

@@ -27,10 +27,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
+from depthcli.checkpoints import save_checkpoint
 from depthcli.config import build_config
 from depthcli.data.cache import build_cache
 from depthcli.data.datasets import CachedNyuDataset
-from depthcli.engine.checkpoint import encoder_name_of, save_checkpoint
 from depthcli.engine.pretrain import PretrainConfig, PretrainTask, build_pretrain_dataset
 from depthcli.engine.pretrain import preset_values as pretrain_preset
 from depthcli.engine.supervised import (
@@ -42,6 +42,7 @@ from depthcli.engine.supervised import (
 )
 from depthcli.engine.trainer import train
 from depthcli.nets import build_depth_net
+from depthcli.nets.loading import encoder_name_of
 from depthcli.sizes import parse_size
 from depthcli.synth import synth_nyu
 

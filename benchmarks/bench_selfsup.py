@@ -112,9 +112,9 @@ def quality(
     world_size: tuple[int, int],
     small: bool = False,
 ):
-    from depthcli.engine.checkpoint import load_depth_model
     from depthcli.evaluation.evaluate import evaluate_model, evaluate_predictions
     from depthcli.evaluation.ground_truth import open_eval_set
+    from depthcli.nets.loading import load_depth_model
     from depthcli.synth import synth_kitti
 
     train_root, test_root = out / "world_train", out / "world_test"
@@ -132,8 +132,8 @@ def quality(
         config = build_selfsup_config(preset, overrides=overrides)
         start = time.monotonic()
         result = run_selfsup(config, out / f"run_{config.net}_lr{lr:g}", progress=True)
-        model, saved = load_depth_model(result.last_checkpoint)
-        trained = evaluate_model(model, eval_set, [size], saved["min_depth"], saved["max_depth"])[0].summary()
+        model = load_depth_model(result.last_checkpoint)
+        trained = evaluate_model(model.net, eval_set, [size], model.min_depth, model.max_depth)[0].summary()
         untrained_net = SelfSupTask.from_config(config).networks["depth"]  # the trained net's own initial weights
         untrained = evaluate_model(untrained_net, eval_set, [size], config.min_depth, config.max_depth)[0].summary()
         table[preset] = {"steps": result.steps, "minutes": (time.monotonic() - start) / 60,

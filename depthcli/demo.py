@@ -181,19 +181,19 @@ def _mean_training_depth(world: Path) -> float:
 def _evaluate(
     checkpoint: Path, train_cache: Path, eval_cache: Path, world: Path, settings: DemoSettings, log: Log
 ) -> dict:
-    from depthcli.engine.checkpoint import load_depth_model
     from depthcli.engine.selfsup import SelfSupTask
     from depthcli.evaluation.evaluate import evaluate_model, evaluate_predictions
     from depthcli.evaluation.ground_truth import open_eval_set
+    from depthcli.nets.loading import load_depth_model
 
     log(f"eval: KITTI Eigen protocol (median scaling) on the held-out drive ({eval_cache})")
     eval_set = open_eval_set(eval_cache, None, "kitti-eigen")
-    trained, config = load_depth_model(checkpoint)
+    trained = load_depth_model(checkpoint)
     untrained = SelfSupTask.from_config(_selfsup_config(train_cache, settings)).networks["depth"]
-    resolution = [tuple(config["size"])]
+    resolution = [trained.size]
     rows = {}
-    for name, model in (("trained", trained), ("untrained", untrained)):
-        (result,) = evaluate_model(model, eval_set, resolution, config["min_depth"], config["max_depth"])
+    for name, model in (("trained", trained.net), ("untrained", untrained)):
+        (result,) = evaluate_model(model, eval_set, resolution, trained.min_depth, trained.max_depth)
         rows[name] = result.summary()
     mean_depth = _mean_training_depth(world)
     gt_shapes = [eval_set.load_gt(i).shape for i in range(len(eval_set))]

@@ -21,11 +21,11 @@ import torch
 
 from depthcli.atomic import atomic_write_bytes
 from depthcli.data.images import read_rgb
-from depthcli.engine.checkpoint import load_depth_model
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth
 from depthcli.inference import image_to_tensor, resize_images, run_depth_net
 from depthcli.nets import check_input_size
+from depthcli.nets.loading import load_depth_model
 from depthcli.visualize import colorize_disparity, colormap_lut
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
@@ -358,21 +358,21 @@ def predict(
     frames, failures = plan_inputs(inputs, recursive=recursive, every=every, exclude=out_dir)
     if not overwrite:
         check_existing(frames, out_dir, kinds)
-    model, config = load_depth_model(checkpoint, device=torch_device)
+    model = load_depth_model(checkpoint, device=torch_device)
     ensure_writable(out_dir)
     options = PredictOptions(
-        size=tuple(size) if size is not None else tuple(config["size"]),
+        size=tuple(size) if size is not None else model.size,
         save=kinds,
         colormap=colormap,
         batch_size=batch_size,
         scale_factor=scale_factor,
-        min_depth=float(config["min_depth"]),
-        max_depth=float(config["max_depth"]),
+        min_depth=model.min_depth,
+        max_depth=model.max_depth,
     )
     if on_start is not None:
         on_start(len(frames) + len(failures))
     if on_progress is not None and failures:
         on_progress(len(failures))
-    result = predict_frames(model, frames, out_dir, options, on_progress=on_progress)
+    result = predict_frames(model.net, frames, out_dir, options, on_progress=on_progress)
     result.failures = failures + result.failures
     return result

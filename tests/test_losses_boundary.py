@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from depthcli.engine.checkpoint import save_checkpoint
+from depthcli.checkpoints import save_checkpoint
 from depthcli.errors import DepthcliError
 from depthcli.losses import BoundaryLoss, load_boundary_net, save_boundary_net, sobel_edges, train_inverse_transform_net
 from depthcli.losses.boundary import evaluate_inverse_transform_net, synthetic_edge_maps

@@ -11,14 +11,15 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
+from depthcli.checkpoints import load_checkpoint, save_checkpoint
 from depthcli.cli.app import app
 from depthcli.config import build_config
 from depthcli.data.pretrain_views import PretrainViews, open_image_source
-from depthcli.engine.checkpoint import load_checkpoint, load_encoder_init, save_checkpoint
 from depthcli.engine.pretrain import PretrainConfig, PretrainTask, preset_values
 from depthcli.errors import DepthcliError
 from depthcli.gradient_field import gradient_field
 from depthcli.nets import build_depth_net
+from depthcli.nets.loading import load_encoder_init
 
 SMALL = {"encoder": "resnet18", "size": (32, 32), "batch_size": 4, "queue": 16, "num_workers": 0}
 

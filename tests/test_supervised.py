@@ -11,10 +11,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from depthcli.checkpoints import load_checkpoint
 from depthcli.cli.app import app
 from depthcli.config import build_config
 from depthcli.data.cache import build_cache
-from depthcli.engine.checkpoint import load_checkpoint
 from depthcli.engine.supervised import (
     NyuSupervisedSamples,
     SupervisedConfig,

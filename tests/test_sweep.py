@@ -10,8 +10,8 @@ import cv2
 import pytest
 import torch
 
+from depthcli.checkpoints import save_checkpoint
 from depthcli.cli.app import main
-from depthcli.engine.checkpoint import save_checkpoint
 from depthcli.evaluation.evaluate import evaluate_model
 from depthcli.evaluation.ground_truth import open_eval_set
 from depthcli.evaluation.sweep import checkpoint_labels, run_sweep

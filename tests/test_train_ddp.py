@@ -9,7 +9,7 @@ import torch
 import torch.multiprocessing as mp
 from test_train_selfsup import SIZE, SlidingTexture
 
-from depthcli.engine.checkpoint import load_checkpoint
+from depthcli.checkpoints import load_checkpoint
 from depthcli.engine.selfsup import SelfSupTask, build_selfsup_config
 from depthcli.engine.trainer import train
 

@@ -10,8 +10,8 @@ from torch import nn
 from torch.utils.data import Dataset
 from typer.testing import CliRunner
 
+from depthcli.checkpoints import load_checkpoint
 from depthcli.cli.app import app
-from depthcli.engine.checkpoint import load_checkpoint
 from depthcli.engine.trainer import TrainConfig, TrainingDiverged, TrainingTask, train
 from depthcli.errors import DepthcliError
 

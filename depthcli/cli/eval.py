@@ -155,18 +155,18 @@ def eval_command(
             ]
         title = f"{protocol}: {predictions}"
     else:
-        from depthcli.engine.checkpoint import load_depth_model
+        from depthcli.nets.loading import load_depth_model
 
-        model, config = load_depth_model(checkpoint, device or default_device())
+        model = load_depth_model(checkpoint, device or default_device())
         if sizes is None:
-            sizes = parse_resolutions("{}x{}".format(*config["size"]))
+            sizes = [model.size]
         with progress_bar(f"eval {checkpoint.name}") as progress:
             results = evaluate_model(
-                model,
+                model.net,
                 eval_set,
                 sizes,
-                float(config["min_depth"]),
-                float(config["max_depth"]),
+                model.min_depth,
+                model.max_depth,
                 protocol=protocol,
                 median_scaling=median_scaling,
                 scale_factor=scale_factor,

@@ -36,8 +36,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from depthcli.checkpoints import save_checkpoint
 from depthcli.config import config_to_dict
-from depthcli.engine.checkpoint import save_checkpoint
 from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, train
 from depthcli.errors import DepthcliError
 from depthcli.losses.contrastive import InfoNCELoss, MoCoQueue, momentum_update

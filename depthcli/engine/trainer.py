@@ -33,10 +33,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
 from depthcli.atomic import atomic_path, atomic_write_text
+from depthcli.checkpoints import load_checkpoint, save_checkpoint
 from depthcli.config import build_config, config_to_dict, save_config
 from depthcli.engine import distributed
-from depthcli.engine.checkpoint import load_checkpoint, load_encoder_init, save_checkpoint
 from depthcli.errors import DepthcliError
+from depthcli.nets.loading import load_encoder_init
 
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"

@@ -143,14 +143,14 @@ def run_sweep(
     progress: ProgressCallback | None = None,
 ) -> tuple[list[dict], dict[str, Path]]:
     """`depthcli sweep` as a function: load each checkpoint, sweep it, write the files -> (rows, paths)."""
-    from depthcli.engine.checkpoint import load_depth_model
+    from depthcli.nets.loading import load_depth_model
 
     eval_set = open_eval_set(data, split, protocol, ext)
     loaded = [load_depth_model(path, device) for path in checkpoints]
-    labels = checkpoint_labels(checkpoints, [config for _, config in loaded])
+    labels = checkpoint_labels(checkpoints, [model.config for model in loaded])
     models = [
-        SweepModel(label, model, float(config["min_depth"]), float(config["max_depth"]))
-        for label, (model, config) in zip(labels, loaded, strict=True)
+        SweepModel(label, model.net, model.min_depth, model.max_depth)
+        for label, model in zip(labels, loaded, strict=True)
     ]
     rows = sweep_models(
         models, eval_set, resolutions, protocol, median_scaling, scale_factor, post_process, batch_size, progress

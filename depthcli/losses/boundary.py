@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from depthcli.checkpoints import load_checkpoint, save_checkpoint
 from depthcli.errors import DepthcliError
 
 KIND = "boundary-net"
@@ -184,15 +185,11 @@ def train_inverse_transform_net(
 
 def save_boundary_net(path: str | os.PathLike, net: InverseTransformNet, config: dict) -> Path:
     """Write the trained net with the config that made it (atomic depthcli checkpoint, kind "boundary-net")."""
-    from depthcli.engine.checkpoint import save_checkpoint  # lazy: the engine layer imports the losses
-
     return save_checkpoint(path, {"kind": KIND, "config": dict(config), "model": net.state_dict()})
 
 
 def load_boundary_net(path: str | os.PathLike) -> tuple[InverseTransformNet, dict]:
     """Rebuild a saved boundary net (eval mode) and its config; a wrong or damaged file is a DepthcliError."""
-    from depthcli.engine.checkpoint import load_checkpoint
-
     payload = load_checkpoint(path, expected_kind=KIND)
     config = payload["config"]
     try:

@@ -212,7 +212,8 @@ def test_radepth_resume_reproduces_the_uninterrupted_run(tmp_path):
 
 
 def test_boundary_loss_joins_the_total(tmp_path):
-    from depthcli.losses.boundary import save_boundary_net, train_inverse_transform_net
+    from depthcli.engine.boundary_net import train_inverse_transform_net
+    from depthcli.nets.inverse_transform import save_boundary_net
 
     net, net_config = train_inverse_transform_net(steps=2, batch_size=4)
     path = save_boundary_net(tmp_path / "boundary.ckpt", net, net_config)

@@ -98,7 +98,8 @@ class SelfSupTask(TrainingTask):
         self.sources = tuple(f for f in config.frame_ids if f != 0)
         self.boundary = None
         if config.boundary_loss:
-            from depthcli.losses.boundary import BoundaryLoss, load_boundary_net
+            from depthcli.losses.boundary import BoundaryLoss
+            from depthcli.nets.inverse_transform import load_boundary_net
 
             if not config.boundary_net:
                 raise DepthcliError("boundary_loss needs boundary_net (a trained inverse-transform net checkpoint)")
@@ -291,7 +292,8 @@ def prepare_boundary_net(config: SelfSupConfig, run_dir: Path) -> SelfSupConfig:
     """With `boundary_loss` and no `boundary_net`: train the inverse-transform net once into the run dir."""
     if not config.boundary_loss or config.boundary_net:
         return config
-    from depthcli.losses.boundary import save_boundary_net, train_inverse_transform_net
+    from depthcli.engine.boundary_net import train_inverse_transform_net
+    from depthcli.nets.inverse_transform import save_boundary_net
 
     path = run_dir / "boundary_net.ckpt"
     if not path.is_file():

@@ -119,8 +119,8 @@ def _selfsup_config(train_cache: Path, settings: DemoSettings, max_steps: int = 
 
 def _train(train_cache: Path, run_dir: Path, settings: DemoSettings, log: Log) -> Path:
     from depthcli.config import load_config_file
+    from depthcli.engine.run_dir import CONFIG_FILE, LAST_CHECKPOINT
     from depthcli.engine.selfsup import run_selfsup
-    from depthcli.engine.trainer import CONFIG_FILE, LAST_CHECKPOINT
 
     resume = (run_dir / LAST_CHECKPOINT).is_file()
     if resume:  # the step budget chosen when this run started (the run's resolved config)

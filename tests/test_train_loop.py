@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from depthcli.checkpoints import load_checkpoint
 from depthcli.cli.app import app
-from depthcli.engine.trainer import TrainConfig, TrainingDiverged, TrainingTask, train
+from depthcli.engine.task import TrainingTask
+from depthcli.engine.trainer import TrainConfig, TrainingDiverged, train
 from depthcli.errors import DepthcliError
 
 

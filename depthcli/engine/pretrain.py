@@ -38,7 +38,8 @@ from torch import Tensor, nn
 
 from depthcli.checkpoints import save_checkpoint
 from depthcli.config import config_to_dict
-from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, train
+from depthcli.engine.task import TrainingTask
+from depthcli.engine.trainer import TrainConfig, TrainResult, train
 from depthcli.errors import DepthcliError
 from depthcli.losses.contrastive import InfoNCELoss, MoCoQueue, momentum_update
 from depthcli.nets import build_encoder

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, train
+from depthcli.engine.task import TrainingTask
+from depthcli.engine.trainer import TrainConfig, TrainResult, train
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth, pose_vec_to_mat, warp_frame
 from depthcli.losses.consistency import CrossScaleConsistency

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, train
+from depthcli.engine.task import TrainingTask
+from depthcli.engine.trainer import TrainConfig, TrainResult, train
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth
 from depthcli.losses.supervised import SupervisedDepthLoss

@@ -31,10 +31,8 @@ from depthcli.checkpoints import save_checkpoint
 from depthcli.config import build_config
 from depthcli.data.cache import build_cache
 from depthcli.data.datasets import CachedNyuDataset
-from depthcli.engine.pretrain import PretrainConfig, PretrainTask, build_pretrain_dataset
-from depthcli.engine.pretrain import preset_values as pretrain_preset
+from depthcli.engine.pretrain import PretrainTask, build_pretrain_dataset
 from depthcli.engine.supervised import (
-    SupervisedConfig,
     SupervisedTask,
     evaluate_nyu,
     labelled_subset,
@@ -43,6 +41,7 @@ from depthcli.engine.supervised import (
 from depthcli.engine.trainer import train
 from depthcli.nets import build_depth_net
 from depthcli.nets.loading import encoder_name_of
+from depthcli.recipe_configs import PRETRAIN, SupervisedConfig
 from depthcli.sizes import parse_size
 from depthcli.synth import synth_nyu
 
@@ -57,11 +56,9 @@ def repeated(dataset: Dataset, length: int) -> Dataset:
 
 def pretrain(args, key: str, cache: Path, run_dir: Path, encoder: str, device: str) -> tuple[Path, float]:
     """Pretrain `encoder` with `key` ("gradient"/"rgb"); returns (encoder.ckpt, images per second)."""
-    config = build_config(
-        PretrainConfig,
-        pretrain_preset("grmc" if key == "gradient" else "moco"),
-        None,
-        {
+    config = PRETRAIN.build_config(
+        "grmc" if key == "gradient" else "moco",
+        overrides={
             "encoder": encoder,
             "data": str(cache),
             "dataset": "nyu",

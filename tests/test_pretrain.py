@@ -13,13 +13,13 @@ from typer.testing import CliRunner
 
 from depthcli.checkpoints import load_checkpoint, save_checkpoint
 from depthcli.cli.app import app
-from depthcli.config import build_config
 from depthcli.data.pretrain_views import PretrainViews, open_image_source
-from depthcli.engine.pretrain import PretrainConfig, PretrainTask, preset_values
+from depthcli.engine.pretrain import PretrainTask
 from depthcli.errors import DepthcliError
 from depthcli.gradient_field import gradient_field
 from depthcli.nets import build_depth_net
 from depthcli.nets.loading import load_encoder_init
+from depthcli.recipe_configs import PRETRAIN, PretrainConfig
 
 SMALL = {"encoder": "resnet18", "size": (32, 32), "batch_size": 4, "queue": 16, "num_workers": 0}
 
@@ -51,7 +51,7 @@ def one_thread():
 
 def _config(image_folder: Path, **overrides) -> PretrainConfig:
     values = {**SMALL, "data": str(image_folder), "dataset": "folder", **overrides}
-    return build_config(PretrainConfig, preset_values("grmc"), None, values)
+    return PRETRAIN.build_config("grmc", overrides=values)
 
 
 def _batch(config: PretrainConfig) -> dict:

@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from depthcli.checkpoints import load_checkpoint
 from depthcli.cli.app import app
 from depthcli.engine.task import TrainingTask
-from depthcli.engine.trainer import TrainConfig, TrainingDiverged, train
+from depthcli.engine.trainer import TrainingDiverged, train
 from depthcli.errors import DepthcliError
+from depthcli.recipe_configs import TrainConfig
 
 
 class NoisyPoints(Dataset):

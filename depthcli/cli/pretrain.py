@@ -6,7 +6,6 @@ Thin: flags -> config overrides (only the flags given, so preset < --config file
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +45,11 @@ def pretrain(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
     """Pretrain an encoder without labels; writes OUT/encoder.ckpt for `depthcli train --encoder-init`."""
-    from depthcli.engine.pretrain import DOWNSTREAM_NETS, PretrainConfig, preset_values, run_pretrain
-    from depthcli.engine.trainer import resolve_run_config
+    from depthcli.engine.pretrain import DOWNSTREAM_NETS
+    from depthcli.engine.recipes import get_recipe
+    from depthcli.engine.runner import resolve_run_config, run_recipe
 
+    recipe = get_recipe("pretrain")
     if amp is not None and amp not in ("bf16", "fp16", "off"):
         raise DepthcliError(f"--amp {amp!r} is not one of bf16, fp16, off")
     flags: dict[str, Any] = {
@@ -71,30 +72,23 @@ def pretrain(
         "amp": amp,
         "save_every": save_every,
     }
-    config = resolve_run_config(
-        PretrainConfig,
-        out,
-        resume=resume,
-        checkpoint_kind="pretrain",
-        preset=None if resume else preset_values(preset or "grmc"),
-        config_file=config_file,
-        flags=flags,
-    )
-    is_main = int(os.environ.get("RANK", "0")) == 0
+    config = resolve_run_config(recipe, out, preset=preset, resume=resume, config_file=config_file, flags=flags)
     console = Console()
-    if save_gradient_fields is not None and is_main:
-        from depthcli.data import pretrain_views
 
-        source = pretrain_views.open_image_source(config.data, config.dataset)
-        written = pretrain_views.save_gradient_fields(source, save_gradient_fields)
-        console.print(f"wrote {len(written) // 2} images and their gradient fields into {save_gradient_fields}")
-    if is_main:
-        console.print(f"pretraining {config.encoder} ({config.key} key, {config.preset}) into {out}")
-    result = run_pretrain(config, out, resume=resume, progress=progress)
-    if is_main:
+    def start(run) -> None:
+        if save_gradient_fields is not None:
+            from depthcli.data import pretrain_views
+
+            source = pretrain_views.open_image_source(run.data, run.dataset)
+            written = pretrain_views.save_gradient_fields(source, save_gradient_fields)
+            console.print(f"wrote {len(written) // 2} images and their gradient fields into {save_gradient_fields}")
+        console.print(f"pretraining {run.encoder} ({run.key} key, {run.preset}) into {out}")
+
+    result = run_recipe(recipe, config, out, resume=resume, progress=progress, on_start=start)
+    if result.is_main:
         run = result.train
         console.print(f"{run.steps} steps, last loss {run.last_loss:.4f} ({run.stop_reason})")
-        console.print(f"wrote {result.encoder_checkpoint} (for --encoder-init of {DOWNSTREAM_NETS[config.encoder]})")
+        console.print(f"wrote {result.outputs['encoder']} (for --encoder-init of {DOWNSTREAM_NETS[config.encoder]})")
         console.print(f"resumable state {run.last_checkpoint}, metrics {out / 'metrics.jsonl'}")
 
 

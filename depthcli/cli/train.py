@@ -6,7 +6,6 @@ then `depthcli.engine.selfsup.run_selfsup`. Under `torchrun` only rank 0 prints.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +44,12 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
     """Train a depth model (self-supervised, or supervised on NYU); prints the run directory at start and end."""
-    from depthcli.engine.trainer import resolve_run_config
+    from depthcli.engine.recipes import get_recipe
+    from depthcli.engine.runner import resolve_run_config, run_recipe
 
-    if task == "supervised":
-        from depthcli.engine.supervised import SupervisedConfig as TaskConfig
-        from depthcli.engine.supervised import preset_values
-        from depthcli.engine.supervised import run_supervised as run_task
-    elif task == "selfsup":
-        from depthcli.engine.selfsup import SelfSupConfig as TaskConfig
-        from depthcli.engine.selfsup import preset_values
-        from depthcli.engine.selfsup import run_selfsup as run_task
-    else:
+    if task not in ("selfsup", "supervised"):
         raise DepthcliError(f"--task {task!r} is not one of selfsup, supervised")
+    recipe = get_recipe(task)
 
     if amp is not None and amp not in ("bf16", "fp16", "off"):
         raise DepthcliError(f"--amp {amp!r} is not one of bf16, fp16, off")
@@ -81,28 +74,23 @@ def train(
         "val_data": val_data,
         "save_every": save_every,
     }
-    if not resume and preset is None:
-        raise DepthcliError("--preset is required (monodepth2, diffnet, radepth; nyu-resnet50) unless --resume")
-    config = resolve_run_config(
-        TaskConfig,
-        out,
-        resume=resume,
-        checkpoint_kind="depth",
-        preset=None if resume else preset_values(preset),
-        config_file=config_file,
-        flags=flags,
-    )
+    config = resolve_run_config(recipe, out, preset=preset, resume=resume, config_file=config_file, flags=flags)
     if not config.data:
         raise DepthcliError("--data is required: a training cache (.h5) or a KITTI / NYU raw root")
-    is_main = int(os.environ.get("RANK", "0")) == 0
     console = Console(soft_wrap=True)
-    if is_main:
-        console.print(f"training {config.preset} ({config.net}) into {out}")
-    result = run_task(config, out, resume=resume, progress=progress)
-    if is_main:
-        best = f", best {result.best_checkpoint}" if result.best_checkpoint else ""
-        console.print(f"{result.steps} steps, last loss {result.last_loss:.4f} ({result.stop_reason})")
-        console.print(f"wrote {result.last_checkpoint}{best} in {result.run_dir}")
+    result = run_recipe(
+        recipe,
+        config,
+        out,
+        resume=resume,
+        progress=progress,
+        on_start=lambda run: console.print(f"training {run.preset} ({run.net}) into {out}"),
+    )
+    if result.is_main:
+        run = result.train
+        best = f", best {run.best_checkpoint}" if run.best_checkpoint else ""
+        console.print(f"{run.steps} steps, last loss {run.last_loss:.4f} ({run.stop_reason})")
+        console.print(f"wrote {run.last_checkpoint}{best} in {run.run_dir}")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from depthcli.engine.distributed import SINGLE_PROCESS
 from depthcli.engine.seeding import seed_everything
 from depthcli.nets.loading import load_encoder_init
 
@@ -35,6 +36,7 @@ class TrainingTask(nn.Module):
         self.networks = nn.ModuleDict()
         self.net_autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
         self.step = 0  # optimizer steps taken before the current batch (set by the loop; for loss schedules)
+        self.dist = SINGLE_PROCESS  # the job's processes (set by the loop; for tasks that talk across them)
 
     @classmethod
     def from_config(cls, config: Any) -> TrainingTask:

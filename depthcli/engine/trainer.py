@@ -18,9 +18,9 @@ import dataclasses
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,9 +29,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from depthcli.checkpoints import load_checkpoint, save_checkpoint
-from depthcli.config import build_config, config_to_dict, save_config
+from depthcli.config import config_to_dict, save_config
 from depthcli.engine import distributed
-from depthcli.engine.run_dir import LAST_CHECKPOINT, RunDirectory
+from depthcli.engine.run_dir import RunDirectory
 from depthcli.engine.seeding import (
     ResumableSampler,
     SeededDataset,
@@ -41,28 +41,7 @@ from depthcli.engine.seeding import (
 )
 from depthcli.engine.task import TrainingTask
 from depthcli.errors import DepthcliError
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    """Loop settings shared by every task; task configs inherit from this dataclass."""
-
-    epochs: int = 20
-    max_steps: int = 0  # > 0: stop after this many optimizer steps instead of `epochs`
-    max_minutes: float = 0.0  # > 0: stop (and save) once this wall-clock budget is spent
-    batch_size: int = 12
-    lr: float = 1e-4
-    lr_decay_at: float = 0.75  # multiply the LR by lr_gamma after this fraction of the steps
-    lr_gamma: float = 0.1
-    warmup_steps: int = 0  # > 0: the LR rises linearly from lr / warmup_steps to lr over these first steps
-    num_workers: int | None = None  # DataLoader workers; None: 0 on CPU (the nets want every core), 4 on CUDA
-    seed: int = 0
-    amp: Literal["off", "bf16", "fp16"] = "off"
-    channels_last: bool = False
-    compile: bool = False
-    save_every: int = 200  # steps between checkpoints (and at every epoch end)
-    log_every: int = 10  # steps between metrics.jsonl records
-    val_every: int = 0  # steps between validations; 0 = at every epoch end
+from depthcli.recipe_configs import TrainConfig
 
 
 @dataclasses.dataclass
@@ -91,44 +70,20 @@ def train(
     resume: bool = False,
     progress: bool = True,
     device: str | None = None,
+    ctx: distributed.DistContext | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train `task` on `train_set` into `run_dir` (see the module docstring for what it writes).
 
     `config` is the task's full config (a TrainConfig subclass); it is saved to the run dir and into
-    every checkpoint. `on_step(step, losses)` is called after each step (and its save), e.g. to stop.
+    every checkpoint. `ctx` is the process group the caller set up (`depthcli.engine.runner` does);
+    without one, `train` joins (and leaves) the one torchrun describes, on `device`. `on_step(step,
+    losses)` is called after each step (and its save), e.g. to stop.
     """
-    ctx = distributed.setup(device)
-    try:
-        return _TrainingLoop(task, train_set, config, Path(run_dir), val_set, ctx, progress, on_step).run(resume)
-    finally:
-        distributed.teardown(ctx)
-
-
-def resolve_run_config(
-    config_class: type,
-    run_dir: str | Path,
-    *,
-    resume: bool,
-    checkpoint_kind: str,
-    preset: Mapping[str, Any] | None,
-    config_file: str | Path | None,
-    flags: Mapping[str, Any],
-):
-    """A command's job config: preset < --config file < the flags that were given (None = not given).
-
-    With `resume`, the config stored in RUN_DIR/last.ckpt takes the preset's place, so a resumed run
-    continues with exactly the settings it started with unless a flag says otherwise.
-    """
-    overrides = {key: value for key, value in flags.items() if value is not None}
-    if flags.get("epochs") is not None and flags.get("max_steps") is None:
-        overrides["max_steps"] = 0  # --epochs given: the run is measured in epochs again
-    if resume:
-        last = Path(run_dir) / LAST_CHECKPOINT
-        if not last.is_file():
-            raise DepthcliError(f"--resume: no checkpoint {last}; start without --resume or point --out at the run")
-        preset = load_checkpoint(last, expected_kind=checkpoint_kind)["config"]
-    return build_config(config_class, preset, config_file, overrides)
+    if ctx is None:
+        with distributed.session(device) as own:
+            return _TrainingLoop(task, train_set, config, Path(run_dir), val_set, own, progress, on_step).run(resume)
+    return _TrainingLoop(task, train_set, config, Path(run_dir), val_set, ctx, progress, on_step).run(resume)
 
 
 def _lr_factor(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -177,6 +132,7 @@ class _TrainingLoop:
         if config.channels_last:
             task.to(memory_format=torch.channels_last)
         task.net_autocast = _autocast_factory(config.amp, self.device)
+        task.dist = ctx
         self.optimizer = torch.optim.Adam([p for p in task.parameters() if p.requires_grad], lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_factor(config, self.total_steps))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")

@@ -9,6 +9,7 @@ from which the command line draws its flags (`depthcli.cli.config_flags`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import tomllib
 import types
@@ -114,9 +115,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def field_types(config_class: type) -> dict[str, Any]:
+    """The resolved type annotation of every field of a config dataclass (resolved once per class)."""
+    return typing.get_type_hints(config_class)
+
+
 def _checked_layer(config_class: type, layer: Mapping[str, Any], source: str) -> dict[str, Any]:
     fields = {field.name: field for field in dataclasses.fields(config_class)}
-    hints = typing.get_type_hints(config_class)
+    hints = field_types(config_class)
     checked = {}
     for key, value in layer.items():
         if key not in fields:

@@ -120,7 +120,9 @@ class PretrainConfig(TrainConfig):
 
     preset: str = setting("grmc", "The preset this config started from.")
     encoder: str = setting("resnet50", "Encoder: resnet50, resnet18, hrnet18 or hrnet9.", flag=True)
-    key: str = setting("gradient", "Key view: gradient (GrMC) or rgb (plain MoCo v2).", flag=True)
+    key: Literal["gradient", "rgb"] = setting(
+        "gradient", "Key view: gradient (GrMC) or rgb (plain MoCo v2).", flag=True
+    )
     dim: int = setting(128, "Embedding size of the MLP head.", flag=True)
     queue: int = setting(4096, "Negatives in the queue; a multiple of the global batch size.", flag=True)
     temperature: float = setting(0.2, "InfoNCE temperature.", flag=True)

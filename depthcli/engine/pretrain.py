@@ -55,8 +55,6 @@ DOWNSTREAM_NETS = {
 
 def check_config(config: PretrainConfig, world_size: int = 1) -> None:
     """Every value a user can get wrong, as one DepthcliError line each."""
-    if config.key not in ("gradient", "rgb"):
-        raise DepthcliError(f"--key {config.key!r} is not one of gradient, rgb")
     global_batch = config.batch_size * world_size
     if config.batch_size < 1 or config.queue < global_batch or config.queue % global_batch:
         raise DepthcliError(

@@ -42,7 +42,7 @@ from depthcli.engine.trainer import train
 from depthcli.nets import build_depth_net
 from depthcli.nets.loading import encoder_name_of
 from depthcli.recipe_configs import PRETRAIN, SupervisedConfig
-from depthcli.sizes import parse_size
+from depthcli.sizes import parse_image_size, parse_size
 from depthcli.synth import synth_nyu
 
 METHODS = ("gradient", "moco", "random")
@@ -110,7 +110,7 @@ def finetune(args, cache: Path, fraction: float, init: Path | None, run_dir: Pat
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=48)
-    parser.add_argument("--image-size", type=parse_size_any, default=(128, 96))
+    parser.add_argument("--image-size", type=parse_image_size, default=(128, 96))
     parser.add_argument("--net", default="monodepth2", help="depth net fine-tuned (its encoder is pretrained)")
     parser.add_argument("--pretrain-steps", type=int, default=50)
     parser.add_argument("--pretrain-size", type=parse_size, default=(64, 64))
@@ -160,10 +160,6 @@ def main() -> None:
     print_table(results, args, encoder, elapsed)
     if args.json:
         args.json.write_text(json.dumps({"args": _plain(vars(args)), "results": results}, indent=2))
-
-
-def parse_size_any(text: str) -> tuple[int, int]:
-    return parse_size(text, multiple=1)
 
 
 def _plain(values: dict) -> dict:

@@ -137,7 +137,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(image_folder):
 def test_cli_pretrains_hrnet_for_diffnet_and_resumes(image_folder, tmp_path, one_thread):
     out, fields = tmp_path / "run", tmp_path / "fields"
     args = ["pretrain", "--data", str(image_folder), "--dataset", "folder", "--encoder", "hrnet18", "--out", str(out)]
-    small = ["--size", "32x32", "--batch-size", "4", "--queue", "8", "--num-workers", "0", "--no-progress"]
+    small = ["--size", "64x64", "--batch-size", "4", "--queue", "8", "--num-workers", "0", "--no-progress"]
     result = CliRunner().invoke(app, [*args, *small, "--max-steps", "1", "--save-gradient-fields", str(fields)])
     assert result.exit_code == 0, result.output
     assert str(out / "encoder.ckpt") in result.output.replace("\n", "")
@@ -174,7 +174,7 @@ def test_resnet50_encoder_into_diffnet_is_a_clear_error(tmp_path, image_folder):
 )
 def test_cli_bad_input(image_folder, tmp_path, extra, message):
     args = ["pretrain", "--data", str(image_folder), "--dataset", "folder", "--out", str(tmp_path / "run")]
-    small = ["--encoder", "resnet18", "--size", "32x32", "--batch-size", "4", "--queue", "16", "--max-steps", "1"]
+    small = ["--encoder", "resnet18", "--size", "64x64", "--batch-size", "4", "--queue", "16", "--max-steps", "1"]
     result = CliRunner().invoke(app, [*args, *small, *extra, "--num-workers", "0", "--no-progress"])
     assert result.exit_code != 0
     assert isinstance(result.exception, DepthcliError), result.output
@@ -184,7 +184,7 @@ def test_cli_bad_input(image_folder, tmp_path, extra, message):
 def test_cli_empty_folder_and_nan_loss(image_folder, tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
-    small = ["--encoder", "resnet18", "--size", "32x32", "--batch-size", "4", "--queue", "16", "--max-steps", "1"]
+    small = ["--encoder", "resnet18", "--size", "64x64", "--batch-size", "4", "--queue", "16", "--max-steps", "1"]
     result = CliRunner().invoke(
         app, ["pretrain", "--data", str(empty), "--dataset", "folder", "--out", str(tmp_path / "a"), *small]
     )

@@ -82,7 +82,7 @@ def test_saved_config_reads_back_identically(tmp_path):
     assert json.loads(path.read_text())["size"] == [128, 64]
 
 
-def test_presets_follow_the_guide():
+def test_presets_follow_the_papers():
     mono, diff, ra = (SELFSUP.build_config(name) for name in ("monodepth2", "diffnet", "radepth"))
     assert (mono.net, mono.scales, mono.arbitrary_scale) == ("monodepth2", (0, 1, 2, 3), False)
     assert (diff.net, diff.scales) == ("diffnet", (0, 1, 2, 3))

@@ -1,7 +1,7 @@
 """Evaluation sets: ground truth (and images, for checkpoints) of a split, loaded lazily per image.
 
 Sources:
-- KITTI raw root + split file: ``kitti-eigen`` GT is projected from velodyne (Eigen quirk, GUIDE 4);
+- KITTI raw root + split file: ``kitti-eigen`` GT is projected from velodyne (Eigen quirk, docs/protocols.md);
   ``kitti-benchmark`` GT is read from the improved 16-bit PNGs placed inside each drive folder as
   ``ROOT/DATE/DATE_drive_XXXX_sync/proj_depth/groundtruth/image_02/%010d.png`` (``image_03`` for side
   r), which is where monodepth2's ``export_gt_depth.py`` looks for them (unpack KITTI's

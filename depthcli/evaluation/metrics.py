@@ -1,6 +1,6 @@
 """Depth error metrics (Eigen et al. 2014; silog as in BTS), computed per image on valid pixels only.
 
-Protocols average these per-image values over images (GUIDE 4), never over pooled pixels, so that
+Protocols average these per-image values over images (docs/protocols.md), never over pooled pixels, so that
 every image weighs the same whatever its number of valid ground-truth points.
 """
 

@@ -1,4 +1,4 @@
-"""Evaluation protocols: which GT pixels count, how predictions become metric depth (GUIDE 4).
+"""Evaluation protocols: which GT pixels count, how predictions become metric depth (docs/protocols.md).
 
 Every step follows the published evaluation code so that numbers are comparable with papers:
 

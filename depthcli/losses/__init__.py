@@ -1,4 +1,4 @@
-"""Loss modules (GUIDE sections 2-3): each an nn.Module without hidden state (the MoCo queue aside).
+"""Loss modules (docs/methods.md): each an nn.Module without hidden state (the MoCo queue aside).
 
 Self-supervised: `photometric_error` / `SSIM` / `min_reprojection_loss`, `EdgeAwareSmoothness`,
 `CrossScaleConsistency` (RA-Depth). Supervised: `SupervisedDepthLoss` and its terms. Contrastive:

@@ -196,12 +196,30 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def print_config_and_exit(config: Any) -> None:
-    """`--print-config`: the resolved config as JSON (a run's config.json, readable back with --config)."""
+def resolve_command_config(
+    recipe_name: str,
+    out: Path | None,
+    *,
+    preset: str | None,
+    resume: bool,
+    config_file: Path | None,
+    print_config: bool,
+    flags: Mapping[str, Any],
+) -> tuple[Any, Any]:
+    """The recipe and resolved run config a training command runs; with `--print-config`, the config is
+    printed as JSON (a run's config.json, readable back with --config) and the command exits here."""
+    if out is None and (resume or not print_config):
+        raise DepthcliError("--out is required: the run directory to write (or, with --resume, to continue)")
     from depthcli.config import config_to_dict
+    from depthcli.engine.recipes import get_recipe
+    from depthcli.engine.runner import resolve_run_config
 
-    typer.echo(json.dumps(config_to_dict(config), indent=2, sort_keys=True))
-    raise typer.Exit()
+    recipe = get_recipe(recipe_name)
+    config = resolve_run_config(recipe, out, preset=preset, resume=resume, config_file=config_file, flags=flags)
+    if print_config:
+        typer.echo(json.dumps(config_to_dict(config), indent=2, sort_keys=True))
+        raise typer.Exit()
+    return recipe, config
 
 
 def render_value(value: Any, none_text: str | None) -> str:

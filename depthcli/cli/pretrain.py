@@ -13,8 +13,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from depthcli.cli.config_flags import print_config_and_exit, with_config_flags
-from depthcli.errors import DepthcliError
+from depthcli.cli.config_flags import resolve_command_config, with_config_flags
 from depthcli.recipe_configs import PRETRAIN
 
 
@@ -33,16 +32,18 @@ def pretrain(
     flags: dict[str, Any],
 ) -> None:
     """Pretrain an encoder without labels; writes OUT/encoder.ckpt for `depthcli train --encoder-init`."""
-    if out is None and (resume or not print_config):
-        raise DepthcliError("--out is required: the run directory to write (or, with --resume, to continue)")
+    recipe, config = resolve_command_config(
+        PRETRAIN.name,
+        out,
+        preset=preset,
+        resume=resume,
+        config_file=config_file,
+        print_config=print_config,
+        flags=flags,
+    )
     from depthcli.engine.pretrain import DOWNSTREAM_NETS
-    from depthcli.engine.recipes import get_recipe
-    from depthcli.engine.runner import resolve_run_config, run_recipe
+    from depthcli.engine.runner import run_recipe
 
-    recipe = get_recipe(PRETRAIN.name)
-    config = resolve_run_config(recipe, out, preset=preset, resume=resume, config_file=config_file, flags=flags)
-    if print_config:
-        print_config_and_exit(config)
     console = Console()
 
     def start(run) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from depthcli.cli.config_flags import Choices, check_flags_apply, print_config_and_exit, with_config_flags
+from depthcli.cli.config_flags import Choices, check_flags_apply, resolve_command_config, with_config_flags
 from depthcli.errors import DepthcliError
 from depthcli.recipe_configs import SELFSUP, SUPERVISED, RecipeSettings
 
@@ -39,17 +39,19 @@ def train(
     """Train a depth model (self-supervised, or supervised on NYU); prints the run directory at start and end."""
     settings = _train_recipe(task, preset, out if resume else None)
     check_flags_apply(flags, settings, TRAIN_RECIPES)
-    if out is None and (resume or not print_config):
-        raise DepthcliError("--out is required: the run directory to write (or, with --resume, to continue)")
-    from depthcli.engine.recipes import get_recipe
-    from depthcli.engine.runner import resolve_run_config, run_recipe
-
-    recipe = get_recipe(settings.name)
-    config = resolve_run_config(recipe, out, preset=preset, resume=resume, config_file=config_file, flags=flags)
-    if print_config:
-        print_config_and_exit(config)
+    recipe, config = resolve_command_config(
+        settings.name,
+        out,
+        preset=preset,
+        resume=resume,
+        config_file=config_file,
+        print_config=print_config,
+        flags=flags,
+    )
     if not config.data:
         raise DepthcliError("--data is required: a training cache (.h5) or a KITTI / NYU raw root")
+    from depthcli.engine.runner import run_recipe
+
     console = Console(soft_wrap=True)
     result = run_recipe(
         recipe,

@@ -41,7 +41,7 @@ class TrainConfig:
     channels_last: bool = setting(False, "NHWC memory format (faster convolutions on CPU and recent GPUs).", flag=True)
     compile: bool = setting(False, "torch.compile the nets (CUDA only; ignored on CPU).", flag=True)
     save_every: int = setting(200, "Steps between checkpoints (one is also written at every epoch end).", flag=True)
-    log_every: int = setting(10, "Steps between metrics.jsonl records.")
+    log_every: int = setting(10, "Steps between metrics.jsonl records.", flag=True)
     val_every: int = setting(0, "Steps between validations (0: at every epoch end).")
 
 
@@ -65,7 +65,17 @@ class SelfSupConfig(TrainConfig):
     max_depth: float = setting(100.0, "Depth (m) of the smallest disparity.")
     smoothness_weight: float = setting(1e-3, "Edge-aware smoothness weight (divided by 2**scale).")
     automask: bool = setting(True, "monodepth2's auto-masking of pixels that do not move.")
-    augment: bool = setting(True, "Horizontal flip and colour jitter (the same for all frames of a sample).")
+    augment: bool = setting(
+        True,
+        "Horizontal flip and colour jitter (the same for all frames of a sample; off for parity checks).",
+        flag=True,
+    )
+    intrinsics: Literal["calibration", "monodepth2"] = setting(
+        "calibration", "KITTI camera: each drive's calibration, or monodepth2's one fixed camera (docs/parity.md)."
+    )
+    pose_jitter: bool = setting(
+        True, "The pose net sees the colour-jittered frames (RA-Depth feeds it the plain ones)."
+    )
     arbitrary_scale: bool = setting(False, "RA-Depth: high/low-scale variants and their cross-scale consistency.")
     high_scale_range: tuple[float, float] = setting((1.1, 2.0), "RA-Depth: range of the high scale factor.")
     low_scale_range: tuple[float, float] = setting((0.7, 0.9), "RA-Depth: range of the low scale factor.")
@@ -74,6 +84,11 @@ class SelfSupConfig(TrainConfig):
     # loss shapes them; (0, 0) applies the full weight from the first step, as RA-Depth does.
     consistency_ramp: tuple[int, int] = setting(
         (0, 0), "RA-Depth: (start, end) steps over which the consistency weight rises from 0 (0, 0: full at once)."
+    )
+    consistency_low_mask: Literal["sample", "batch"] = setting(
+        "sample",
+        "RA-Depth: whose automask weighs the low-scale consistency: the sample's own, or the whole batch's "
+        "(the released trainer's slip; docs/parity.md).",
     )
     boundary_loss: bool = setting(False, "InverseForm boundary loss: disparity edges against image edges.", flag=True)
     boundary_weight: float = setting(0.1, "Weight of the boundary loss.")
@@ -103,7 +118,7 @@ class SupervisedConfig(TrainConfig):
     min_depth: float = setting(0.1, "Depth (m) of the largest disparity.")
     max_depth: float = setting(10.0, "Depth (m) of the smallest disparity.")
     label_fraction: float = setting(1.0, "Share of the labelled training images used, in (0, 1].", flag=True)
-    augment: bool = setting(True, "Rotation, crop, flip and colour augmentation.")
+    augment: bool = setting(True, "Rotation, crop, flip and colour augmentation.", flag=True)
     data: str = setting("", "NYU cache (.h5) or NYU root (cached into the run directory).", flag=True)
     dataset: str = setting("nyu", "Dataset of the training data (nyu).", flag=True)
     val_data: str | None = setting(
@@ -160,7 +175,13 @@ SELFSUP = RecipeSettings(
     {
         "monodepth2": {"preset": "monodepth2", "net": "monodepth2", "scales": (0, 1, 2, 3)},
         "diffnet": {"preset": "diffnet", "net": "diffnet", "scales": (0, 1, 2, 3)},
-        "radepth": {"preset": "radepth", "net": "radepth", "scales": (0,), "arbitrary_scale": True},
+        "radepth": {
+            "preset": "radepth",
+            "net": "radepth",
+            "scales": (0,),
+            "arbitrary_scale": True,
+            "pose_jitter": False,
+        },
     },
 )
 SUPERVISED = RecipeSettings(

@@ -51,8 +51,11 @@ class SelfSupTask(TrainingTask):
         self.networks["depth"] = depth
         self.networks["pose"] = build_pose_net(config.pose_net)
         self.smoothness = EdgeAwareSmoothness()
-        self.consistency = CrossScaleConsistency()
+        self.consistency = CrossScaleConsistency(config.consistency_low_mask)
         self.sources = tuple(f for f in config.frame_ids if f != 0)
+        # the automask's tie noise comes from torch's global RNG unless a generator is set here (parity tests
+        # set one seeded as the official trainer's run was, see docs/parity.md)
+        self.tie_noise_generator: torch.Generator | None = None
         self.boundary = None
         if config.boundary_loss:
             from depthcli.losses.boundary import BoundaryLoss
@@ -108,12 +111,13 @@ class SelfSupTask(TrainingTask):
         return self.boundary(sobel_edges(disp), sobel_edges(image))
 
     def _poses(self, batch: dict) -> dict[int, Tensor]:
-        """T (B,4,4) mapping target-camera points into each source camera, from the jittered frames."""
-        poses = {}
+        """T (B,4,4) mapping target-camera points into each source camera (from the jittered frames unless
+        `pose_jitter` is off)."""
+        poses, images = {}, "color_aug" if self.config.pose_jitter else "color"
         for frame in self.sources:
             pair = (frame, 0) if frame < 0 else (0, frame)
             with self.net_autocast():
-                axisangle, translation = self.networks["pose"](*(batch[("color_aug", f, 0)] for f in pair))
+                axisangle, translation = self.networks["pose"](*(batch[(images, f, 0)] for f in pair))
             poses[frame] = pose_vec_to_mat(axisangle.float(), translation.float(), invert=frame < 0)
         return poses
 
@@ -141,7 +145,7 @@ class SelfSupTask(TrainingTask):
             reprojection = torch.cat(
                 [photometric_error(warp_frame(sources[f], depth, poses[f], K, inv_K), target) for f in self.sources], 1
             )
-            loss_map, selected = min_reprojection_loss(reprojection, identity)
+            loss_map, selected = min_reprojection_loss(reprojection, identity, generator=self.tie_noise_generator)
             color = target if scale == 0 else F.interpolate(target, size=disp.shape[-2:], mode="area")
             total = total + loss_map.mean() + cfg.smoothness_weight / 2**scale * self.smoothness(disp, color)
             if scale == 0:
@@ -198,7 +202,11 @@ def open_training_data(config: SelfSupConfig, run_dir: Path, progress=None):
         size = config.size or (640, 192)
         data = build_cache("kitti", data, run_dir / "train_cache.h5", split=config.split, size=size, progress=progress)
     return CachedKittiDataset(
-        data, frame_ids=config.frame_ids, augment=config.augment, transform=training_transform(config)
+        data,
+        frame_ids=config.frame_ids,
+        augment=config.augment,
+        transform=training_transform(config),
+        intrinsics=config.intrinsics,
     )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from depthcli.engine.checkpoint import save_checkpoint
+from depthcli.checkpoints import save_checkpoint
 from depthcli.errors import DepthcliError
 
 PROJECTS = ("monodepth2", "diffnet", "radepth")

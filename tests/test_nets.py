@@ -20,7 +20,7 @@ from depthcli.nets import (
 )
 from depthcli.nets.fcrn import _unpool_conv5
 
-# Published parameter counts (papers / GUIDE): the nets must match within 1 %.
+# Published parameter counts (the papers; docs/protocols.md): the nets must match within 1 %.
 PUBLISHED_PARAMS = {
     "monodepth2": 14.33e6,
     "diffnet": 10.87e6,

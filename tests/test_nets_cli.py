@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from depthcli.cli.app import app
 
-# Parameters (within 1 %) and multiply-adds at 640x192 (GUIDE 6) as the papers report them.
+# Parameters (within 1 %) and multiply-adds at 640x192 as the papers report them (docs/protocols.md).
 PUBLISHED = {"monodepth2": (14.33e6, 8.0e9), "diffnet": (10.87e6, 11.8e9), "radepth": (9.98e6, 10.7e9)}
 
 

@@ -17,8 +17,10 @@ import torch
 from fixtures.official.official_recipe import crop_frame, kitti_intrinsics, seeded_state_dict
 
 from depthcli.data.images import read_rgb
-from depthcli.engine.selfsup import SelfSupTask, build_selfsup_config
-from depthcli.engine.trainer import METRICS_FILE, train
+from depthcli.engine.run_dir import METRICS_FILE
+from depthcli.engine.selfsup import SelfSupTask
+from depthcli.engine.trainer import train
+from depthcli.recipe_configs import SELFSUP
 from depthcli.weights_import import import_reference_weights
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures/official/monodepth2_trainer.json").read_text())
@@ -85,7 +87,7 @@ def depthcli_losses(kitti_mini, tmp_path_factory) -> list[float]:
     tmp = tmp_path_factory.mktemp("parity_monodepth2")
     release = write_release(tmp / "release")
     crop = FIXTURE["crop"]
-    config = build_selfsup_config(
+    config = SELFSUP.build_config(
         "monodepth2",
         overrides={
             "size": (crop["width"], crop["height"]),

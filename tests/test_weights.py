@@ -16,9 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 from typer.testing import CliRunner
 
+from depthcli.checkpoints import save_checkpoint
 from depthcli.cli.app import app
-from depthcli.engine.checkpoint import load_depth_model, save_checkpoint
 from depthcli.errors import DepthcliError
+from depthcli.nets.loading import load_depth_model
 from depthcli.weights_import import import_reference_weights
 
 HEIGHT, WIDTH = 64, 128
@@ -152,7 +153,8 @@ def test_monodepth2_import_reproduces_outputs(release, tmp_path):
     assert result.exit_code == 0, result.output
     assert str(ckpt) in result.output
 
-    model, config = load_depth_model(ckpt)
+    loaded = load_depth_model(ckpt)
+    model, config = loaded.net, loaded.config
     assert config["net"] == "monodepth2" and config["size"] == [WIDTH, HEIGHT]
     assert (config["min_depth"], config["max_depth"]) == (0.1, 100.0)
     image = torch.rand(2, 3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(1))

@@ -76,7 +76,7 @@ def checkpoint_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
 @weights_app.command("info")
 def info_command(checkpoint: Path = typer.Argument(..., metavar="CKPT", help="depthcli checkpoint.")) -> None:
     """Show what a checkpoint holds: net, size, config, training steps, metrics."""
-    from depthcli.engine.checkpoint import load_checkpoint
+    from depthcli.checkpoints import load_checkpoint
 
     payload = load_checkpoint(checkpoint)
     table = Table(title=escape(str(checkpoint)), show_lines=False)

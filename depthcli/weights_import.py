@@ -1,18 +1,12 @@
-"""Import released checkpoint folders of the reference projects into depthcli checkpoints.
+"""Import released checkpoint folders of the official projects into depthcli checkpoints.
 
-A release folder holds plain state dicts: `encoder.pth` (encoder weights plus the training `height`,
-`width` and, for monodepth2, `use_stereo`), `depth.pth` (decoder weights) and optionally
-`pose_encoder.pth` / `pose.pth`. We translate their parameter names onto our nets and write a
-checkpoint that `depthcli predict/eval` read directly.
-
-monodepth2 naming (networks/resnet_encoder.py, networks/depth_decoder.py):
-- encoder: a torchvision ResNet stored as attribute `encoder`, so `encoder.conv1.weight`,
-  `encoder.layer1.0.conv1.weight`, ...; its ImageNet classifier `encoder.fc.*` is saved but unused.
-- decoder: an `nn.ModuleList` named `decoder` built from an OrderedDict filled in the order
-  ("upconv", 4, 0), ("upconv", 4, 1), ..., ("upconv", 0, 1), then ("dispconv", s) for s = 0..3.
-  So `decoder.k` for k < 10 is upconv stage 4 - k // 2, block k % 2, and `decoder.(10 + s)` is the
-  disparity conv of scale s. A ConvBlock holds `conv` (a Conv3x3 holding `conv`) and an ELU, hence
-  `decoder.0.conv.conv.weight` and `decoder.10.conv.weight`.
+A release folder holds plain state dicts, as the official trainers' `save_model` writes them:
+`encoder.pth` (encoder weights plus the training `height`, `width` and `use_stereo`), `depth.pth`
+(decoder weights) and, from training runs, `pose_encoder.pth` + `pose.pth` (the pose net) and
+`adam.pth` (ignored). The names are translated onto depthcli's nets by `depthcli.release_layouts`; the
+result is a "depth" checkpoint laid out like a training checkpoint (`model` = the depth net,
+`networks["pose"]` = the pose net), so `depthcli predict/eval` read it and `depthcli train --init`
+starts from it.
 """
 
 from __future__ import annotations
@@ -28,16 +22,24 @@ from torch import Tensor, nn
 
 from depthcli.engine.checkpoint import save_checkpoint
 from depthcli.errors import DepthcliError
+from depthcli.release_layouts import (
+    diffnet_decoder_names,
+    guess_project,
+    hrnet_encoder_names,
+    monodepth2_decoder_names,
+    pose_decoder_names,
+    radepth_decoder_names,
+    resnet_encoder_names,
+)
 
 PROJECTS = ("monodepth2", "diffnet", "radepth")
-# Projects whose released parameter layout has been mapped and verified against a re-creation.
-SUPPORTED_PROJECTS = ("monodepth2",)
-# Non-tensor entries the reference trainers store next to the encoder weights.
-ENCODER_METADATA_KEYS = ("height", "width", "use_stereo")
-# monodepth2's defaults for the depth range, used by its evaluation and ours.
+DEPTH_FILES = ("encoder.pth", "depth.pth")
+POSE_FILES = ("pose_encoder.pth", "pose.pth")
+# Every official project trains monodepth2's separate two-frame ResNet-18 pose net.
+POSE_NET = "resnet18"
+# monodepth2's defaults for the depth range, used by the official evaluations and ours.
 MIN_DEPTH = 0.1
 MAX_DEPTH = 100.0
-_MONODEPTH2_UPCONV_BLOCKS = 10  # 5 stages x 2 ConvBlocks before the dispconvs in `decoder`
 _SHOW_KEYS = 5
 
 
@@ -53,38 +55,7 @@ def load_reference_file(path: Path) -> dict[str, Any]:
     return state
 
 
-def monodepth2_encoder_names(state: dict[str, Any]) -> tuple[dict[str, Tensor], list[str]]:
-    """`encoder.X` -> `X` for our ResNet encoder; returns (mapped, keys that do not follow the layout)."""
-    mapped, unmatched = {}, []
-    for key, value in state.items():
-        if key in ENCODER_METADATA_KEYS or key.startswith("encoder.fc."):
-            continue
-        if key.startswith("encoder.") and isinstance(value, Tensor):
-            mapped[key.removeprefix("encoder.")] = value
-        else:
-            unmatched.append(key)
-    return mapped, unmatched
-
-
-def monodepth2_decoder_names(state: dict[str, Any], scales: tuple[int, ...]) -> tuple[dict[str, Tensor], list[str]]:
-    """`decoder.k.REST` -> `upconvs.k.REST` (k < 10) or `dispconvs.i.REST` (scale s = k - 10 = scales[i])."""
-    mapped, unmatched = {}, []
-    for key, value in state.items():
-        parts = key.split(".", 2)
-        if len(parts) != 3 or parts[0] != "decoder" or not parts[1].isdigit() or not isinstance(value, Tensor):
-            unmatched.append(key)
-            continue
-        index, rest = int(parts[1]), parts[2]
-        if index < _MONODEPTH2_UPCONV_BLOCKS:
-            mapped[f"upconvs.{index}.{rest}"] = value
-        elif index - _MONODEPTH2_UPCONV_BLOCKS in scales:
-            mapped[f"dispconvs.{scales.index(index - _MONODEPTH2_UPCONV_BLOCKS)}.{rest}"] = value
-        else:
-            unmatched.append(key)
-    return mapped, unmatched
-
-
-def _load_mapped(module: nn.Module, mapped: dict[str, Tensor], unmatched: list[str], source: Path) -> None:
+def load_mapped(module: nn.Module, mapped: dict[str, Tensor], unmatched: list[str], source: Path) -> None:
     """Strict load with one readable line for every way the names or shapes can disagree.
 
     BatchNorm's `num_batches_tracked` counters are optional: files saved by PyTorch < 0.4.1 lack them
@@ -125,32 +96,70 @@ def _metadata_size(encoder_state: dict[str, Any], path: Path) -> tuple[int, int]
     return width, height
 
 
-def import_reference_weights(project: str, src_dir: str | os.PathLike) -> dict[str, Any]:
-    """Read a release folder of `project` and return a depthcli "depth" checkpoint payload."""
-    from depthcli.nets import build_depth_net
+def _decoder_names(project: str, state: dict[str, Any], scales: tuple[int, ...], source: Path):
+    if project == "monodepth2":
+        return monodepth2_decoder_names(state, scales)
+    if project == "diffnet":
+        return diffnet_decoder_names(state, scales, str(source))
+    return radepth_decoder_names(state)
 
-    if project not in PROJECTS:
-        raise DepthcliError(f"unknown project {project!r}; choose one of {', '.join(PROJECTS)}")
-    if project not in SUPPORTED_PROJECTS:
-        raise DepthcliError(
-            f"importing {project} releases is not supported yet (its parameter layout has not been mapped "
-            f"onto depthcli's {project} net); supported: {', '.join(SUPPORTED_PROJECTS)}"
-        )
-    src = Path(src_dir)
+
+def _check_folder(project: str, src: Path) -> bool:
+    """DepthcliError unless `src` holds a complete release; returns whether it holds a pose net too."""
     if not src.is_dir():
         raise DepthcliError(f"release folder {src} does not exist; give the folder holding encoder.pth and depth.pth")
-    for name in ("encoder.pth", "depth.pth"):
+    for name in DEPTH_FILES:
         if not (src / name).is_file():
             raise DepthcliError(
                 f"release folder {src} has no {name}; a {project} release holds encoder.pth and depth.pth"
             )
-    encoder_state = load_reference_file(src / "encoder.pth")
-    depth_state = load_reference_file(src / "depth.pth")
-    size = _metadata_size(encoder_state, src / "encoder.pth")
+    present = [name for name in POSE_FILES if (src / name).is_file()]
+    if len(present) == 1:
+        absent = next(name for name in POSE_FILES if name not in present)
+        raise DepthcliError(
+            f"release folder {src} has {present[0]} but no {absent}; the pose net needs both files "
+            f"(move {present[0]} away to import the depth net alone)"
+        )
+    return bool(present)
+
+
+def import_pose_net(src: Path) -> nn.Module:
+    """monodepth2's pose net from `pose_encoder.pth` + `pose.pth` (the same layout in all three projects)."""
+    from depthcli.nets import build_pose_net
+
+    pose = build_pose_net(POSE_NET)
+    encoder_file, decoder_file = (src / name for name in POSE_FILES)
+    load_mapped(pose.encoder, *resnet_encoder_names(load_reference_file(encoder_file)), encoder_file)
+    load_mapped(pose.decoder, *pose_decoder_names(load_reference_file(decoder_file)), decoder_file)
+    return pose
+
+
+def import_reference_weights(project: str, src_dir: str | os.PathLike) -> dict[str, Any]:
+    """Read a release folder of `project` and return a depthcli "depth" checkpoint payload.
+
+    The payload holds the depth net under "model" and, when the folder has one, the pose net under
+    `networks["pose"]`, as training checkpoints do; "imported_files" lists what was read.
+    """
+    from depthcli.nets import build_depth_net
+
+    if project not in PROJECTS:
+        raise DepthcliError(f"unknown project {project!r}; choose one of {', '.join(PROJECTS)}")
+    src = Path(src_dir)
+    has_pose = _check_folder(project, src)
+    encoder_file, depth_file = (src / name for name in DEPTH_FILES)
+    encoder_state, depth_state = load_reference_file(encoder_file), load_reference_file(depth_file)
+    found = guess_project(encoder_state, depth_state)
+    if found is not None and found != project:
+        raise DepthcliError(
+            f"release folder {src} holds a {found} release, not {project} (told by the key names of "
+            f"encoder.pth and depth.pth); run `depthcli weights import {found} {src}`"
+        )
+    size = _metadata_size(encoder_state, encoder_file)
 
     model = build_depth_net(project)
-    _load_mapped(model.encoder, *monodepth2_encoder_names(encoder_state), src / "encoder.pth")
-    _load_mapped(model.decoder, *monodepth2_decoder_names(depth_state, tuple(model.scales)), src / "depth.pth")
+    encoder_names = resnet_encoder_names if project == "monodepth2" else hrnet_encoder_names
+    load_mapped(model.encoder, *encoder_names(encoder_state), encoder_file)
+    load_mapped(model.decoder, *_decoder_names(project, depth_state, tuple(model.scales), depth_file), depth_file)
     config = {
         "net": project,
         "size": [size[0], size[1]],
@@ -160,8 +169,12 @@ def import_reference_weights(project: str, src_dir: str | os.PathLike) -> dict[s
     }
     if "use_stereo" in encoder_state:
         config["use_stereo"] = bool(encoder_state["use_stereo"])
-    ignored = [name for name in ("pose_encoder.pth", "pose.pth") if (src / name).is_file()]
-    return {"kind": "depth", "config": config, "model": model.state_dict(), "ignored_files": ignored}
+    payload = {"kind": "depth", "config": config, "model": model.state_dict(), "imported_files": list(DEPTH_FILES)}
+    if has_pose:
+        config["pose_net"] = POSE_NET
+        payload["networks"] = {"pose": import_pose_net(src).state_dict()}
+        payload["imported_files"] += list(POSE_FILES)
+    return payload
 
 
 def import_to_checkpoint(

@@ -33,7 +33,15 @@ def train(
     batch_size: int = typer.Option(None, "--batch-size", help="Images per step and process (preset: 12)."),
     lr: float = typer.Option(None, "--lr", help="Adam learning rate (preset: 1e-4)."),
     num_workers: int = typer.Option(None, "--num-workers", help="DataLoader workers (default: 0 on CPU, 4 on CUDA)."),
-    encoder_init: str = typer.Option(None, "--encoder-init", help="Encoder checkpoint (e.g. from pretrain)."),
+    init: str = typer.Option(
+        None, "--init", help="Depth checkpoint (a run's or `weights import`'s): every net it holds starts from it."
+    ),
+    encoder_init: str = typer.Option(
+        None, "--encoder-init", help="Encoder checkpoint (e.g. pretrain's) or ImageNet file (torchvision, HRNet-W18-C)."
+    ),
+    pose_encoder_init: str = typer.Option(
+        None, "--pose-encoder-init", help="ImageNet ResNet-18 file for the pose encoder (selfsup)."
+    ),
     boundary_loss: bool = typer.Option(None, "--boundary-loss/--no-boundary-loss", help="InverseForm boundary loss."),
     resume: bool = typer.Option(False, "--resume", help="Continue exactly where OUT/last.ckpt left off."),
     seed: int = typer.Option(None, "--seed", help="Random seed (default 0)."),
@@ -49,10 +57,12 @@ def train(
 
     if task == "supervised":
         from depthcli.engine.supervised import SupervisedConfig as TaskConfig
+        from depthcli.engine.supervised import SupervisedTask as task_class
         from depthcli.engine.supervised import preset_values
         from depthcli.engine.supervised import run_supervised as run_task
     elif task == "selfsup":
         from depthcli.engine.selfsup import SelfSupConfig as TaskConfig
+        from depthcli.engine.selfsup import SelfSupTask as task_class
         from depthcli.engine.selfsup import preset_values
         from depthcli.engine.selfsup import run_selfsup as run_task
     else:
@@ -72,7 +82,9 @@ def train(
         "batch_size": batch_size,
         "lr": lr,
         "num_workers": num_workers,
+        "init": init,
         "encoder_init": encoder_init,
+        "pose_encoder_init": pose_encoder_init,
         "boundary_loss": boundary_loss,
         "seed": seed,
         "amp": amp,
@@ -98,6 +110,11 @@ def train(
     console = Console(soft_wrap=True)
     if is_main:
         console.print(f"training {config.preset} ({config.net}) into {out}")
+        if not resume:
+            from depthcli.weights_init import describe
+
+            for line in describe(task_class, config):
+                console.print(f"  {line}")
     result = run_task(config, out, resume=resume, progress=progress)
     if is_main:
         best = f", best {result.best_checkpoint}" if result.best_checkpoint else ""

@@ -58,7 +58,9 @@ class SelfSupConfig(TrainConfig):
     split: str | None = None
     val_data: str | None = None
     val_protocol: str = "kitti-eigen"
-    encoder_init: str | None = None
+    encoder_init: str | None = None  # encoder checkpoint or ImageNet file (depthcli.weights_init)
+    pose_encoder_init: str | None = None  # ImageNet ResNet-18 file for the pose encoder
+    init: str | None = None  # depth checkpoint every network starts from (fine-tuning; fresh optimizer)
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -58,7 +58,8 @@ class SupervisedConfig(TrainConfig):
     data: str = ""
     dataset: str = "nyu"
     val_data: str | None = None  # a NYU cache; its "test" split is scored after every epoch
-    encoder_init: str | None = None
+    encoder_init: str | None = None  # encoder checkpoint or ImageNet file (depthcli.weights_init)
+    init: str | None = None  # depth checkpoint the net starts from (fine-tuning; fresh optimizer)
 
 
 PRESETS: dict[str, dict[str, Any]] = {

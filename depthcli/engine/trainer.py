@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from depthcli.atomic import atomic_path, atomic_write_text
 from depthcli.config import build_config, config_to_dict, save_config
 from depthcli.engine import distributed
-from depthcli.engine.checkpoint import load_checkpoint, load_encoder_init, save_checkpoint
+from depthcli.engine.checkpoint import load_checkpoint, save_checkpoint
 from depthcli.errors import DepthcliError
 
 LAST_CHECKPOINT = "last.ckpt"
@@ -88,12 +88,14 @@ class TrainingTask(nn.Module):
     @classmethod
     def from_config(cls, config: Any) -> TrainingTask:
         """The task a run starts from: every RNG seeded with `config.seed`, then `cls(config)`, then the
-        primary network's encoder loaded from `config.encoder_init` when set. Built this way again, its
-        networks hold the run's exact initial weights (the "untrained" reference of demo and benchmark)."""
+        weights `config` names (`init`, `encoder_init`, `pose_encoder_init`: depthcli.weights_init). Built
+        this way again, its networks hold the run's exact initial weights (the "untrained" reference of
+        demo and benchmark)."""
+        from depthcli.weights_init import initialise
+
         seed_everything(config.seed)
         task = cls(config)
-        if getattr(config, "encoder_init", None):
-            load_encoder_init(task.networks[task.primary_network], config.encoder_init)
+        initialise(task, config)
         return task
 
     def batch_size_of(self, batch: dict) -> int:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "official"
+PROJECTS = ("monodepth2", "diffnet", "radepth")
 # Trainers count BatchNorm updates; any integer will do, it does not affect inference.
 BATCHES_TRACKED = 1000
 # Each release file draws from its own stream: fixture seed + offset.
@@ -109,3 +110,14 @@ def write_release(folder: Path, facts: dict, skip: tuple[str, ...] = ()) -> Path
         if filename not in skip:
             torch.save(state, folder / filename)
     return folder
+
+
+def linked_copy(src: Path, dst: Path, own: tuple[str, ...] = ()) -> Path:
+    """`dst` holding symlinks to `src`'s files, except real copies of the `own` ones, which a test may change."""
+    dst.mkdir(parents=True)
+    for path in src.iterdir():
+        if path.name in own:
+            (dst / path.name).write_bytes(path.read_bytes())
+        else:
+            (dst / path.name).symlink_to(path)
+    return dst

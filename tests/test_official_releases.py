@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from official_release import depth_image, load_fixture, pose_frames, to_tensor, write_release
+from official_release import PROJECTS, depth_image, linked_copy, load_fixture, pose_frames, to_tensor
 from typer.testing import CliRunner
 
 from depthcli.cli.app import app
@@ -23,7 +23,6 @@ from depthcli.errors import DepthcliError
 from depthcli.nets import build_depth_net, build_pose_net, count_parameters
 from depthcli.weights_import import import_reference_weights
 
-PROJECTS = ("monodepth2", "diffnet", "radepth")
 # Random nets vary by a few 1e-3 around their mean: only a tolerance far below that tells a right
 # mapping from a wrong one.
 DISP_TOLERANCE = 2e-6
@@ -32,11 +31,10 @@ POSE_TOLERANCE = 1e-8
 
 
 @pytest.fixture(scope="module", params=PROJECTS)
-def release(request, tmp_path_factory) -> tuple[str, Path, dict, dict]:
+def release(request, official_releases) -> tuple[str, Path, dict, dict]:
     """(project, release folder written from the official key lists, fixture facts, official outputs)."""
     facts, outputs = load_fixture(request.param)
-    folder = write_release(tmp_path_factory.mktemp(f"{request.param}_release"), facts)
-    return request.param, folder, facts, outputs
+    return request.param, official_releases[request.param], facts, outputs
 
 
 @pytest.fixture(scope="module")
@@ -109,10 +107,9 @@ def test_published_parameter_counts():
     assert round(count_parameters(build_depth_net("radepth")) / 1e6, 2) == 9.98
 
 
-def test_diffnet_stores_its_decoder_twice_and_both_copies_must_agree(tmp_path):
-    facts, _ = load_fixture("diffnet")
-    folder = write_release(tmp_path / "diffnet", facts)
-    full = import_reference_weights("diffnet", folder)["model"]
+def test_diffnet_stores_its_decoder_twice_and_both_copies_must_agree(official_releases, tmp_path):
+    full = import_reference_weights("diffnet", official_releases["diffnet"])["model"]
+    folder = linked_copy(official_releases["diffnet"], tmp_path / "diffnet", own=("depth.pth",))
     state = torch.load(folder / "depth.pth", weights_only=True)
     assert torch.equal(state["convs.72.conv_se.weight"], state["decoder.2.conv_se.weight"])
     assert len(state) == 2 * len([key for key in state if key.startswith("decoder.")])
@@ -127,12 +124,11 @@ def test_diffnet_stores_its_decoder_twice_and_both_copies_must_agree(tmp_path):
         import_reference_weights("diffnet", folder)
 
 
-def test_cuda_saved_release_files_load_on_cpu(tmp_path, monkeypatch):
+def test_cuda_saved_release_files_load_on_cpu(official_releases, tmp_path, monkeypatch):
     """The authors' RA-Depth depth.pth was saved from CUDA: its storages are tagged 'cuda:0'."""
     import torch.serialization
 
-    facts, _ = load_fixture("radepth")
-    folder = write_release(tmp_path / "radepth", facts)
+    folder = linked_copy(official_releases["radepth"], tmp_path / "radepth", own=("depth.pth",))
     state = torch.load(folder / "depth.pth", weights_only=True)
     with monkeypatch.context() as patch:
         patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")

@@ -7,26 +7,23 @@ reproduce the official outputs is tests/test_official_releases.py's job.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from official_release import load_fixture, write_release
+from official_release import linked_copy, load_fixture
 from typer.testing import CliRunner
 
 from depthcli.cli.app import app, main
 from depthcli.engine.checkpoint import save_checkpoint
 from depthcli.errors import DepthcliError
-from depthcli.weights_import import PROJECTS, import_reference_weights
+from depthcli.weights_import import import_reference_weights
 
 
 @pytest.fixture(scope="module")
-def releases(tmp_path_factory) -> dict[str, Path]:
-    """One release folder per official project, pose net included."""
-    root = tmp_path_factory.mktemp("releases")
-    return {project: write_release(root / project, load_fixture(project)[0]) for project in PROJECTS}
+def releases(official_releases) -> dict[str, Path]:
+    return official_releases
 
 
 def _import_cli(project: str, folder: Path, out: Path):
@@ -63,8 +60,7 @@ def test_a_folder_of_another_project_is_named(releases, failing_import, tmp_path
 
 @pytest.mark.parametrize("missing", ["encoder.pth", "depth.pth", "pose.pth", "pose_encoder.pth"])
 def test_a_missing_file_is_named(releases, failing_import, tmp_path, missing):
-    folder = tmp_path / "release"
-    shutil.copytree(releases["radepth"], folder)
+    folder = linked_copy(releases["radepth"], tmp_path / "release")
     (folder / missing).unlink()
     out = tmp_path / "out.ckpt"
     message = failing_import("radepth", folder, out)
@@ -74,8 +70,7 @@ def test_a_missing_file_is_named(releases, failing_import, tmp_path, missing):
 
 @pytest.mark.parametrize("truncated", ["encoder.pth", "depth.pth", "pose.pth"])
 def test_a_truncated_file_is_named(releases, failing_import, tmp_path, truncated):
-    folder = tmp_path / "release"
-    shutil.copytree(releases["diffnet"], folder)
+    folder = linked_copy(releases["diffnet"], tmp_path / "release", own=(truncated,))
     data = (folder / truncated).read_bytes()
     (folder / truncated).write_bytes(data[: len(data) // 2])
     out = tmp_path / "out.ckpt"
@@ -87,8 +82,7 @@ def test_a_truncated_file_is_named(releases, failing_import, tmp_path, truncated
 
 
 def test_renamed_keys_are_listed(releases, tmp_path):
-    folder = tmp_path / "release"
-    shutil.copytree(releases["radepth"], folder)
+    folder = linked_copy(releases["radepth"], tmp_path / "release", own=("depth.pth",))
     state = torch.load(folder / "depth.pth", weights_only=True)
     state["decoder.99.conv.weight"] = state.pop("decoder.24.conv.weight")
     torch.save(state, folder / "depth.pth")
@@ -98,8 +92,7 @@ def test_renamed_keys_are_listed(releases, tmp_path):
 
 def test_files_without_batchnorm_counters_import(releases, tmp_path):
     """Releases saved by PyTorch < 0.4.1 carry no `num_batches_tracked`; inference does not need them."""
-    folder = tmp_path / "release"
-    shutil.copytree(releases["radepth"], folder)
+    folder = linked_copy(releases["radepth"], tmp_path / "release", own=("encoder.pth",))
     state = torch.load(folder / "encoder.pth", weights_only=True)
     torch.save({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}, folder / "encoder.pth")
     payload = import_reference_weights("radepth", folder)
@@ -108,10 +101,9 @@ def test_files_without_batchnorm_counters_import(releases, tmp_path):
 
 
 def test_depth_net_alone_imports_without_pose_files(releases, tmp_path):
-    folder = tmp_path / "release"
-    folder.mkdir()
-    for name in ("encoder.pth", "depth.pth"):
-        shutil.copy(releases["diffnet"] / name, folder / name)
+    folder = linked_copy(releases["diffnet"], tmp_path / "release")
+    for name in ("pose.pth", "pose_encoder.pth"):
+        (folder / name).unlink()
     result = _import_cli("diffnet", folder, tmp_path / "out.ckpt")
     assert result.exit_code == 0, result.output
     assert "no pose net" in result.output
@@ -119,9 +111,12 @@ def test_depth_net_alone_imports_without_pose_files(releases, tmp_path):
     assert "networks" not in payload and "pose_net" not in payload["config"]
 
 
-def _training_like_checkpoint(path: Path) -> Path:
+@pytest.fixture(scope="module")
+def training_checkpoint(tmp_path_factory) -> Path:
+    """A checkpoint as a training run writes it: depth and pose nets, optimizer state, step, metrics."""
     from depthcli.nets import build_depth_net, build_pose_net
 
+    path = tmp_path_factory.mktemp("run") / "run.ckpt"
     config = {"net": "monodepth2", "size": [640, 192], "min_depth": 0.1, "max_depth": 100.0, "pose_net": "resnet18"}
     pose = build_pose_net("resnet18")
     optimizer = torch.optim.Adam(pose.parameters())
@@ -141,8 +136,8 @@ def _training_like_checkpoint(path: Path) -> Path:
     )
 
 
-def test_weights_info_summarises_the_checkpoint(tmp_path):
-    ckpt = _training_like_checkpoint(tmp_path / "run.ckpt")
+def test_weights_info_summarises_the_checkpoint(training_checkpoint):
+    ckpt = training_checkpoint
     result = CliRunner().invoke(app, ["weights", "info", str(ckpt)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     for text in ("monodepth2", "640x192", "0.1", "100", "14,329,236", "12,500,492", "1234", "0.1153"):
@@ -155,8 +150,8 @@ def test_weights_info_summarises_the_checkpoint(tmp_path):
     assert "train_state.optimizer" in full.output
 
 
-def test_weights_info_json(tmp_path, releases):
-    ckpt = _training_like_checkpoint(tmp_path / "run.ckpt")
+def test_weights_info_json(training_checkpoint, tmp_path, releases):
+    ckpt = training_checkpoint
     result = CliRunner().invoke(app, ["weights", "info", str(ckpt), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from official_release import FIXTURES, load_fixture, release_state, write_release
+from official_release import FIXTURES, release_state
 from typer.testing import CliRunner
 
 from depthcli.cli.app import app
@@ -129,10 +129,9 @@ def test_a_random_start_says_what_the_paper_started_from():
 
 
 @pytest.fixture(scope="module")
-def imported_radepth(tmp_path_factory) -> Path:
-    facts, _ = load_fixture("radepth")
-    root = tmp_path_factory.mktemp("init")
-    return import_to_checkpoint("radepth", write_release(root / "release", facts), root / "radepth.ckpt")[0]
+def imported_radepth(official_releases, tmp_path_factory) -> Path:
+    ckpt = tmp_path_factory.mktemp("init") / "radepth.ckpt"
+    return import_to_checkpoint("radepth", official_releases["radepth"], ckpt)[0]
 
 
 def test_init_starts_every_network_the_checkpoint_holds(imported_radepth):

@@ -39,7 +39,7 @@ class FusionRound(nn.Module):
         for i in self.branches[:-1]:
             total = outs[i]
             for j in self.branches:
-                if j > i:  # upsample, then the 1x1 block, as the official code does (bit-identical outputs)
+                if j > i:  # upsample, then the 1x1 block, in the official code's order
                     total = total + self.fuse[f"{j}_to_{i}"](upsample(outs[j], 2 ** (j - i)))
             fused[i] = total
         return fused

@@ -59,7 +59,8 @@ def test_official_disparity_reproduced_by_the_python_api(imported):
 
 
 def test_official_disparity_reproduced_by_predict(imported, tmp_path):
-    """`depthcli predict` on a PNG already at the training size: no resize, the official scale-0 disparity."""
+    """`depthcli predict` on a PNG already at the training size: no resize; its `.npy` holds monodepth2's
+    scaled disparity, 1/max_depth + (1/min_depth - 1/max_depth) * the official scale-0 sigmoid output."""
     project, ckpt, facts, outputs = imported
     image = tmp_path / "frame.png"
     cv2.imwrite(str(image), cv2.cvtColor(depth_image(facts), cv2.COLOR_RGB2BGR))
@@ -67,8 +68,10 @@ def test_official_disparity_reproduced_by_predict(imported, tmp_path):
         app, ["predict", str(image), "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--save", "npy"]
     )
     assert result.exit_code == 0, result.output
-    saved = np.load(tmp_path / "out" / "frame_disp.npy")
-    assert np.abs(saved.reshape(outputs["disp"].shape) - outputs["disp"]).max() <= DISP_TOLERANCE
+    saved = np.load(tmp_path / "out" / "frame_disp.npy").reshape(outputs["disp"].shape)
+    min_disp, max_disp = np.float32(1 / 100.0), np.float32(1 / 0.1)
+    expected = min_disp + (max_disp - min_disp) * outputs["disp"]
+    assert np.abs(saved - expected).max() <= DISP_TOLERANCE * (max_disp - min_disp)
 
 
 def test_official_pose_reproduced(imported):

@@ -49,10 +49,11 @@ class SlidingTexture(Dataset):
 
 # ------------------------------------------------------------------------- arbitrary-scale geometry
 def _ramp_sample(width=64, height=48) -> dict:
-    """Image = linear ramp I(u, v) = (a u + b v + c) per channel: bilinear resampling reproduces it exactly."""
+    """Image = linear ramp I(u, v) = (a u + b v + c) per channel, inside (0, 1): resampling away from the
+    borders reproduces it up to the uint8 rounding of the variants."""
     u = torch.arange(width, dtype=torch.float64)
     v = torch.arange(height, dtype=torch.float64)
-    coefficients = torch.tensor([[0.01, 0.002, 0.1], [-0.004, 0.01, 0.8], [0.003, 0.003, 0.3]], dtype=torch.float64)
+    coefficients = torch.tensor([[0.01, 0.002, 0.1], [-0.004, 0.008, 0.4], [0.003, 0.003, 0.3]], dtype=torch.float64)
     image = torch.stack([a * u[None, :] + b * v[:, None] + c for a, b, c in coefficients]).float()
     K = intrinsics_from_normalised(KITTI_K, width, height).float()
     sample = {}
@@ -105,13 +106,15 @@ def test_variant_intrinsics_point_at_the_pixels_showing_each_3d_point(seed):
     # closed form of resize-then-crop: u'' = s (u + 0.5) - 0.5 - x_H
     assert torch.allclose(high_pixels[:, 0], sx * (u + 0.5) - 0.5 - offset_x, atol=1e-3)
     assert torch.allclose(high_pixels[:, 1], sy * (v + 0.5) - 0.5 - offset_y, atol=1e-3)
-    assert torch.allclose(_sample_at(out[("color", 0, "high")], high_pixels), ramp(middle_pixels), atol=1e-4)
+    # the variants are uint8 levels, as RA-Depth's loader makes them: the ramp is rounded on the way in and out
+    quantised = 1.5 / 255
+    assert torch.allclose(_sample_at(out[("color", 0, "high")], high_pixels), ramp(middle_pixels), atol=quantised)
     low_pixels = _project(out[("K", "low")], points)
     assert torch.allclose(low_pixels[:, 0], low_w / 64 * (u + 0.5) - 0.5, atol=1e-3)
     inside = (low_pixels[:, 0] > 2) & (low_pixels[:, 0] < low_w - 3) & (low_pixels[:, 1] > 2)
     inside &= low_pixels[:, 1] < low_h - 3
     got = _sample_at(out[("color", 0, "low")], low_pixels[inside])
-    assert torch.allclose(got, ramp(middle_pixels[inside]), atol=2e-3)
+    assert torch.allclose(got, ramp(middle_pixels[inside]), atol=quantised)
     assert torch.allclose(out[("inv_K", "high")] @ out[("K", "high")], torch.eye(4), atol=1e-5)
     # all frames share one crop and one scale (identical inputs -> identical variants), no jitter
     for variant in ("high", "low"):

@@ -50,6 +50,10 @@ def train(
     compile_nets: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the nets (CUDA only)."),
     val_data: str = typer.Option(None, "--val-data", help="Eval cache with GT: validation abs_rel picks best.ckpt."),
     save_every: int = typer.Option(None, "--save-every", help="Steps between checkpoints (default 200)."),
+    log_every: int = typer.Option(None, "--log-every", help="Steps between metrics.jsonl records (default 10)."),
+    augment: bool = typer.Option(
+        None, "--augment/--no-augment", help="Flip + colour jitter (preset: on; off for official-parity checks)."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
     """Train a depth model (self-supervised, or supervised on NYU); prints the run directory at start and end."""
@@ -92,6 +96,8 @@ def train(
         "compile": compile_nets,
         "val_data": val_data,
         "save_every": save_every,
+        "log_every": log_every,
+        "augment": augment,
     }
     if not resume and preset is None:
         raise DepthcliError("--preset is required (monodepth2, diffnet, radepth; nyu-resnet50) unless --resume")

@@ -224,6 +224,21 @@ def normalised_intrinsics(p_rect: np.ndarray, image_wh: tuple[int, int]) -> np.n
     return normalised_from_pixel_intrinsics(zero_based, image_wh)
 
 
+# monodepth2's single KITTI camera (its datasets/kitti_dataset.py), used for every drive: fx and cx in
+# image widths, fy and cy in image heights. Its trainer turns it into pixels by scaling the rows by the
+# image's width and height, so cx = W / 2 (depthcli's convention would put the image centre at W / 2 - 0.5).
+MONODEPTH2_K = ((0.58, 0.0, 0.5), (0.0, 1.92, 0.5))
+
+
+def monodepth2_pixel_intrinsics(width: int, height: int) -> np.ndarray:
+    """4x4 float32 pixel intrinsics exactly as monodepth2's loader makes them at `width` x `height`."""
+    K = np.eye(4, dtype=np.float32)
+    K[:2, :3] = MONODEPTH2_K
+    K[0, :] *= width
+    K[1, :] *= height
+    return K
+
+
 def check_kitti_root(root: str | os.PathLike) -> Path:
     """The root must be a directory with at least one `DATE/calib_cam_to_cam.txt`."""
     root = Path(root)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from depthcli.engine.honest_selection import warn_about_selection
 from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, train
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth, pose_vec_to_mat, warp_frame
@@ -42,6 +43,10 @@ class SelfSupConfig(TrainConfig):
     smoothness_weight: float = 1e-3
     automask: bool = True
     augment: bool = True  # horizontal flip + colour jitter (identical across the frames of a sample)
+    # KITTI camera: each drive's calibration, or monodepth2's one fixed K for all drives (its exact pixel values)
+    intrinsics: Literal["calibration", "monodepth2"] = "calibration"
+    # the pose net sees the colour-jittered frames (monodepth2); RA-Depth's trainer feeds it the plain ones
+    pose_jitter: bool = True
     arbitrary_scale: bool = False  # RA-Depth high/low variants + cross-scale consistency
     high_scale_range: tuple[float, float] = (1.1, 2.0)
     low_scale_range: tuple[float, float] = (0.7, 0.9)
@@ -50,6 +55,9 @@ class SelfSupConfig(TrainConfig):
     # scratch the consistency of still-random disparities pulls them flat before the photometric loss
     # shapes them; (0, 0) applies the full weight from the first step, as RA-Depth does.
     consistency_ramp: tuple[int, int] = (0, 0)
+    # whose automask weighs the low-scale consistency term: the sample's own, or the whole batch's (the
+    # released RA-Depth trainer's slip, see depthcli.losses.consistency)
+    consistency_low_mask: Literal["sample", "batch"] = "sample"
     boundary_loss: bool = False  # InverseForm boundary loss: disparity edges vs image edges
     boundary_weight: float = 0.1
     boundary_net: str | None = None  # trained inverse-transform net; None: train one into the run dir
@@ -66,7 +74,7 @@ class SelfSupConfig(TrainConfig):
 PRESETS: dict[str, dict[str, Any]] = {
     "monodepth2": {"preset": "monodepth2", "net": "monodepth2", "scales": (0, 1, 2, 3)},
     "diffnet": {"preset": "diffnet", "net": "diffnet", "scales": (0, 1, 2, 3)},
-    "radepth": {"preset": "radepth", "net": "radepth", "scales": (0,), "arbitrary_scale": True},
+    "radepth": {"preset": "radepth", "net": "radepth", "scales": (0,), "arbitrary_scale": True, "pose_jitter": False},
 }
 
 
@@ -96,8 +104,11 @@ class SelfSupTask(TrainingTask):
         self.networks["depth"] = depth
         self.networks["pose"] = build_pose_net(config.pose_net)
         self.smoothness = EdgeAwareSmoothness()
-        self.consistency = CrossScaleConsistency()
+        self.consistency = CrossScaleConsistency(config.consistency_low_mask)
         self.sources = tuple(f for f in config.frame_ids if f != 0)
+        # the automask's tie noise comes from torch's global RNG unless a generator is set here (parity tests
+        # set one seeded as the official trainer's run was, see docs/parity.md)
+        self.tie_noise_generator: torch.Generator | None = None
         self.boundary = None
         if config.boundary_loss:
             from depthcli.losses.boundary import BoundaryLoss, load_boundary_net
@@ -152,12 +163,13 @@ class SelfSupTask(TrainingTask):
         return self.boundary(sobel_edges(disp), sobel_edges(image))
 
     def _poses(self, batch: dict) -> dict[int, Tensor]:
-        """T (B,4,4) mapping target-camera points into each source camera, from the jittered frames."""
-        poses = {}
+        """T (B,4,4) mapping target-camera points into each source camera (from the jittered frames unless
+        `pose_jitter` is off)."""
+        poses, images = {}, "color_aug" if self.config.pose_jitter else "color"
         for frame in self.sources:
             pair = (frame, 0) if frame < 0 else (0, frame)
             with self.net_autocast():
-                axisangle, translation = self.networks["pose"](*(batch[("color_aug", f, 0)] for f in pair))
+                axisangle, translation = self.networks["pose"](*(batch[(images, f, 0)] for f in pair))
             poses[frame] = pose_vec_to_mat(axisangle.float(), translation.float(), invert=frame < 0)
         return poses
 
@@ -185,7 +197,7 @@ class SelfSupTask(TrainingTask):
             reprojection = torch.cat(
                 [photometric_error(warp_frame(sources[f], depth, poses[f], K, inv_K), target) for f in self.sources], 1
             )
-            loss_map, selected = min_reprojection_loss(reprojection, identity)
+            loss_map, selected = min_reprojection_loss(reprojection, identity, generator=self.tie_noise_generator)
             color = target if scale == 0 else F.interpolate(target, size=disp.shape[-2:], mode="area")
             total = total + loss_map.mean() + cfg.smoothness_weight / 2**scale * self.smoothness(disp, color)
             if scale == 0:
@@ -261,7 +273,11 @@ def open_training_data(config: SelfSupConfig, run_dir: Path, progress=None):
         size = config.size or (640, 192)
         data = build_cache("kitti", data, run_dir / "train_cache.h5", split=config.split, size=size, progress=progress)
     return CachedKittiDataset(
-        data, frame_ids=config.frame_ids, augment=config.augment, transform=training_transform(config)
+        data,
+        frame_ids=config.frame_ids,
+        augment=config.augment,
+        transform=training_transform(config),
+        intrinsics=config.intrinsics,
     )
 
 
@@ -313,6 +329,7 @@ def run_selfsup(
 ) -> TrainResult:
     """Build data, task and loop for `config` and train into `run_dir` (resuming `last.ckpt` if asked)."""
     run_dir = Path(run_dir)
+    warn_about_selection(config)
     dataset = open_training_data(config, run_dir)
     config = prepare_boundary_net(resolve_size(config, dataset), run_dir)
     return train(

@@ -102,8 +102,20 @@ class SelfSupConfig(TrainConfig):
         None, "Eval cache with ground truth: its abs_rel picks best.ckpt.", flag=True, none="no validation"
     )
     val_protocol: str = setting("kitti-eigen", "Evaluation protocol of the validation.")
+    init: str | None = setting(
+        None,
+        "Depth checkpoint (a run's or `weights import`'s): every net it holds starts from it (fresh optimizer).",
+        flag=True,
+        none="random weights",
+    )
     encoder_init: str | None = setting(
-        None, "Encoder checkpoint to start from (e.g. from `depthcli pretrain`).", flag=True, none="random weights"
+        None,
+        "Encoder checkpoint (e.g. from `depthcli pretrain`) or ImageNet file (torchvision ResNet, HRNet-W18-C).",
+        flag=True,
+        none="random weights",
+    )
+    pose_encoder_init: str | None = setting(
+        None, "ImageNet ResNet-18 file for the pose encoder.", flag=True, none="random weights"
     )
 
 
@@ -124,8 +136,14 @@ class SupervisedConfig(TrainConfig):
     val_data: str | None = setting(
         None, "NYU cache whose test split is scored after every epoch.", flag=True, none="no validation"
     )
+    init: str | None = setting(
+        None, "Depth checkpoint the net starts from (fine-tuning; fresh optimizer).", flag=True, none="random weights"
+    )
     encoder_init: str | None = setting(
-        None, "Encoder checkpoint to start from (e.g. from `depthcli pretrain`).", flag=True, none="random weights"
+        None,
+        "Encoder checkpoint (e.g. from `depthcli pretrain`) or ImageNet file (torchvision ResNet).",
+        flag=True,
+        none="random weights",
     )
 
 

@@ -71,3 +71,13 @@ def kitti_mini_links(kitti_mini, tmp_path) -> Path:
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.symlink_to(path)
     return target
+
+
+@pytest.fixture(scope="session")
+def official_releases(tmp_path_factory) -> dict[str, Path]:
+    """Release folders of monodepth2, DIFFNet and RA-Depth (all four files) written from the official key
+    lists of tests/fixtures/official; shared, so tests change copies (`official_release.linked_copy`)."""
+    from official_release import PROJECTS, load_fixture, write_release
+
+    root = tmp_path_factory.mktemp("official_releases")
+    return {project: write_release(root / project, load_fixture(project)[0]) for project in PROJECTS}

@@ -21,9 +21,9 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
             | {"gradient_field", "visualize", "provenance"}
         ),
     ),
-    ("data, nets, losses, kernels", frozenset({"data", "synth", "nets", "losses", "kernels", "inference"})),
+    ("data, nets, losses, kernels", frozenset({"data", "synth", "nets", "weights", "losses", "kernels", "inference"})),
     ("engines and evaluation", frozenset({"engine", "evaluation"})),
-    ("application", frozenset({"predict", "predict_inputs", "export", "weights_import", "demo"})),
+    ("application", frozenset({"predict", "predict_inputs", "export", "demo"})),
     ("command line", frozenset({"cli", "__main__"})),
 )
 

@@ -21,7 +21,6 @@ def test_models_json_lists_depth_nets_with_published_counts():
     assert all(set(row) == {"name", "params", "macs", "scales"} for row in rows.values())
     for name, (params, macs) in PUBLISHED.items():
         assert rows[name]["params"] == pytest.approx(params, rel=0.01)
-        # RA-Depth applies its 1x1 fusion convs after upsampling (same function, ~0.1 G more work)
         assert rows[name]["macs"] == pytest.approx(macs, rel=0.02)
     assert rows["monodepth2"]["scales"] == [0, 1, 2, 3]
     assert rows["diffnet"]["scales"] == [0, 1, 2, 3]

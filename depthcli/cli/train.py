@@ -51,16 +51,18 @@ def train(
     if not config.data:
         raise DepthcliError("--data is required: a training cache (.h5) or a KITTI / NYU raw root")
     from depthcli.engine.runner import run_recipe
+    from depthcli.weights.initialise import describe
 
+    # the weight files a new run starts from are checked (and described) before any data is read
+    start_notes = [] if resume else describe(recipe.task_class, config)
     console = Console(soft_wrap=True)
-    result = run_recipe(
-        recipe,
-        config,
-        out,
-        resume=resume,
-        progress=progress,
-        on_start=lambda run: console.print(f"training {run.preset} ({run.net}) into {out}"),
-    )
+
+    def announce(run) -> None:
+        console.print(f"training {run.preset} ({run.net}) into {out}")
+        for line in start_notes:
+            console.print(f"  {line}")
+
+    result = run_recipe(recipe, config, out, resume=resume, progress=progress, on_start=announce)
     if result.is_main:
         run = result.train
         best = f", best {run.best_checkpoint}" if run.best_checkpoint else ""

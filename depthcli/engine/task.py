@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from depthcli.engine.distributed import SINGLE_PROCESS
 from depthcli.engine.seeding import seed_everything
-from depthcli.nets.loading import load_encoder_init
+from depthcli.weights.initialise import initialise
 
 
 class TrainingTask(nn.Module):
@@ -41,12 +41,12 @@ class TrainingTask(nn.Module):
     @classmethod
     def from_config(cls, config: Any) -> TrainingTask:
         """The task a run starts from: every RNG seeded with `config.seed`, then `cls(config)`, then the
-        primary network's encoder loaded from `config.encoder_init` when set. Built this way again, its
-        networks hold the run's exact initial weights (the "untrained" reference of demo and benchmark)."""
+        weights `config` names (`init`, `encoder_init`, `pose_encoder_init`: depthcli.weights.initialise). Built
+        this way again, its networks hold the run's exact initial weights (the "untrained" reference of
+        demo and benchmark)."""
         seed_everything(config.seed)
         task = cls(config)
-        if getattr(config, "encoder_init", None):
-            load_encoder_init(task.networks[task.primary_network], config.encoder_init)
+        initialise(task, config)
         return task
 
     def batch_size_of(self, batch: dict) -> int:

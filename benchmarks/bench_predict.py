@@ -47,11 +47,11 @@ import PIL.Image  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from depthcli.inference import images_to_batch  # noqa: E402
 from depthcli.predict import predict  # noqa: E402
-from depthcli.predict_inputs import network_input  # noqa: E402
 from depthcli.sizes import format_size, parse_size  # noqa: E402
 from depthcli.threads import configure_threads  # noqa: E402
-from depthcli.weights_import import import_to_checkpoint  # noqa: E402
+from depthcli.weights.release_import import import_to_checkpoint  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sidebyside import Side, alternate, load_line, machine_line, ratios  # noqa: E402
@@ -132,12 +132,12 @@ def timed(function, count: int):
 def compare_networks(encoder, decoder, checkpoint: Path, frame: Path, size, device: torch.device) -> dict[str, float]:
     """Max |sigmoid disparity difference| of depthcli's net (fp32, bf16) vs monodepth2's on one input."""
     from depthcli.data.images import read_rgb
-    from depthcli.engine.checkpoint import load_depth_model
     from depthcli.inference import run_depth_net
+    from depthcli.nets.loading import load_depth_model
     from depthcli.precision import autocast_factory
 
-    model, _ = load_depth_model(checkpoint, device=device)
-    image = network_input(read_rgb(frame), size)[None].to(device)
+    model = load_depth_model(checkpoint, device=device).net
+    image = images_to_batch([read_rgb(frame)], size).to(device)
     with torch.no_grad():
         reference = decoder(encoder(image))[("disp", 0)]
         ours = run_depth_net(model, image, size)
@@ -146,15 +146,10 @@ def compare_networks(encoder, decoder, checkpoint: Path, frame: Path, size, devi
     return {"fp32": float((ours - reference).abs().max()), "bf16": float((ours_bf16 - reference).abs().max())}
 
 
-def saved_disparities(folder: Path, scaled: bool) -> dict[str, np.ndarray]:
-    """Sigmoid disparity per frame from a run's .npy files (the loop saves disp_to_depth's scaled disparity)."""
-    out = {}
-    for path in sorted(folder.glob("*_disp.npy")):
-        disp = np.load(path).astype(np.float64).squeeze()
-        if scaled:
-            disp = (disp - 1 / MAX_DEPTH) / (1 / MIN_DEPTH - 1 / MAX_DEPTH)
-        out[path.name] = disp
-    return out
+def saved_disparities(folder: Path) -> dict[str, np.ndarray]:
+    """Sigmoid disparity per frame from a run's .npy files (both sides save disp_to_depth's scaled disparity)."""
+    scaled = {path.name: np.load(path).astype(np.float64).squeeze() for path in sorted(folder.glob("*_disp.npy"))}
+    return {name: (disp - 1 / MAX_DEPTH) / (1 / MIN_DEPTH - 1 / MAX_DEPTH) for name, disp in scaled.items()}
 
 
 def max_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
@@ -210,11 +205,11 @@ def main() -> None:
         print(f"{args.rounds} rounds x {len(frames)} frames (1242x375 PNG -> {format_size(args.size)}), "
               f"batch {args.batch_size}, {args.workers} workers, {torch.get_num_threads()} threads")  # fmt: skip
         alternate(sides, args.rounds)
-        fast_disp, fp32_disp = saved_disparities(outs["fast"], False), saved_disparities(outs["fp32"], False)
+        fast_disp, fp32_disp = saved_disparities(outs["fast"]), saved_disparities(outs["fp32"])
         differences = {"saved_bf16_vs_fp32": max_difference(fast_disp, fp32_disp)}
         if md2 is not None:
             network = compare_networks(encoder, decoder, checkpoint, frames[0], args.size, device)
-            loop_disp = saved_disparities(outs["loop"], scaled=True)
+            loop_disp = saved_disparities(outs["loop"])
             differences |= {"network_fp32": network["fp32"], "network_bf16": network["bf16"],
                             "saved_fp32_vs_loop": max_difference(fp32_disp, loop_disp)}  # fmt: skip
     print(f"\nload at the end: {load_line()}")
@@ -255,14 +250,14 @@ def _load_reference(args):
 
 def own_checkpoint(frames: list[Path], size: tuple[int, int], path: Path) -> Path:
     """Without monodepth2's code: depthcli's monodepth2 net, seeded, BatchNorm statistics from the frames."""
+    from depthcli.checkpoints import save_checkpoint
     from depthcli.data.images import read_rgb
-    from depthcli.engine.checkpoint import save_checkpoint
     from depthcli.nets import build_depth_net
 
     torch.manual_seed(0)
     model = build_depth_net("monodepth2")
     with torch.no_grad():
-        model.encoder(torch.stack([network_input(read_rgb(frame), size) for frame in frames[:10]]))
+        model.encoder(images_to_batch([read_rgb(frame) for frame in frames[:10]], size))
     config = {"net": "monodepth2", "size": list(size), "min_depth": MIN_DEPTH, "max_depth": MAX_DEPTH}
     return save_checkpoint(path, {"kind": "depth", "config": config, "model": model.state_dict()})
 

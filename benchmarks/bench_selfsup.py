@@ -30,15 +30,10 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from depthcli.engine.selfsup import (
-    SelfSupTask,
-    build_selfsup_config,
-    from_scratch_schedule,
-    preset_values,
-    run_selfsup,
-    training_transform,
-)
+from depthcli.engine.runner import run_recipe
+from depthcli.engine.selfsup import SELFSUP_RECIPE, SelfSupTask, from_scratch_schedule, training_transform
 from depthcli.geometry import intrinsics_from_normalised
+from depthcli.recipe_configs import SELFSUP
 from depthcli.sizes import parse_resolutions
 
 KITTI_K = torch.tensor([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
@@ -63,7 +58,7 @@ def throughput(presets: list[str], sizes: list[tuple[int, int]], batch_size: int
     rows = []
     for preset in presets:
         for size in sizes:
-            config = build_selfsup_config(preset, overrides={"size": size})
+            config = SELFSUP.build_config(preset, overrides={"size": size})
             torch.manual_seed(0)
             task = SelfSupTask(config)
             optimizer = torch.optim.Adam(task.parameters(), lr=1e-4)
@@ -114,9 +109,9 @@ def quality(
     small: bool = False,
     amp: str = "auto",
 ):
-    from depthcli.engine.checkpoint import load_depth_model
-    from depthcli.evaluation.evaluate import evaluate_model, evaluate_predictions
-    from depthcli.evaluation.ground_truth import open_eval_set
+    from depthcli.evaluation.eval_sets import open_eval_set
+    from depthcli.evaluation.evaluate import EvalOptions, evaluate_model, evaluate_predictions
+    from depthcli.nets.loading import load_depth_model
     from depthcli.synth import synth_kitti
 
     train_root, test_root = out / "world_train", out / "world_test"
@@ -130,18 +125,19 @@ def quality(
                      "batch_size": batch_size, "epochs": 1000, "num_workers": 0, "save_every": 100,
                      "amp": amp, "lr": lr, **from_scratch_schedule(steps)}  # fmt: skip
         if small:
-            overrides["net"] = f"{preset_values(preset)['net']}-small"
-        config = build_selfsup_config(preset, overrides=overrides)
+            overrides["net"] = f"{SELFSUP.preset_values(preset)['net']}-small"
+        config = SELFSUP.build_config(preset, overrides=overrides)
         start = time.monotonic()
-        result = run_selfsup(config, out / f"run_{config.net}_lr{lr:g}_amp{amp}", progress=True)
-        model, saved = load_depth_model(result.last_checkpoint)
-        trained = evaluate_model(model, eval_set, [size], saved["min_depth"], saved["max_depth"])[0].summary()
+        run = out / f"run_{config.net}_lr{lr:g}_amp{amp}"
+        result = run_recipe(SELFSUP_RECIPE, config, run, progress=True).train
+        model = load_depth_model(result.last_checkpoint)
+        trained = evaluate_model(model.net, eval_set, [size], model.min_depth, model.max_depth)[0].summary()
         untrained_net = SelfSupTask.from_config(config).networks["depth"]  # the trained net's own initial weights
         untrained = evaluate_model(untrained_net, eval_set, [size], config.min_depth, config.max_depth)[0].summary()
         table[preset] = {"steps": result.steps, "minutes": (time.monotonic() - start) / 60,
                          "trained": trained, "untrained": untrained}  # fmt: skip
     constant = [np.ones(size[::-1], dtype=np.float32) for _ in range(len(eval_set))]
-    table["baseline"] = evaluate_predictions(constant, eval_set, pred_type="depth").summary()
+    table["baseline"] = evaluate_predictions(constant, eval_set, EvalOptions(pred_type="depth")).summary()
     print(json.dumps(table, indent=2))
     baseline = table["baseline"]["abs_rel"]
     for preset in presets:

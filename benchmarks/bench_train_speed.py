@@ -42,9 +42,10 @@ import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 
-from depthcli.engine.selfsup import SelfSupTask, build_selfsup_config, training_transform  # noqa: E402
+from depthcli.engine.selfsup import SelfSupTask, training_transform  # noqa: E402
 from depthcli.engine.trainer import train  # noqa: E402
 from depthcli.geometry import intrinsics_from_normalised  # noqa: E402
+from depthcli.recipe_configs import SELFSUP  # noqa: E402
 from depthcli.sizes import format_size, parse_size  # noqa: E402
 from depthcli.threads import configure_threads  # noqa: E402
 
@@ -80,7 +81,7 @@ class DepthcliSide:
     def __init__(self, preset: str, overrides: dict, frames, args, workdir: Path) -> None:
         base = {"size": args.size, "batch_size": args.batch_size, "max_steps": args.steps + 1, "num_workers": 0,
                 "save_every": 0, "log_every": 1000, "threads": args.threads}  # fmt: skip
-        self.config = build_selfsup_config(preset, overrides={**base, **overrides})
+        self.config = SELFSUP.build_config(preset, overrides={**base, **overrides})
         torch.manual_seed(0)
         self.task = SelfSupTask(self.config)
         self.dataset = FixedSamples(frames, args.size, training_transform(self.config), 4 * args.batch_size)

@@ -99,9 +99,10 @@ def _build_caches(world: Path, out_dir: Path, settings: DemoSettings, log: Log) 
 
 def _selfsup_config(train_cache: Path, settings: DemoSettings, max_steps: int = 0, **schedule):
     """The demo's training config; `schedule` overrides the from-scratch schedule's keys (warmup, budget)."""
-    from depthcli.engine.selfsup import build_selfsup_config, from_scratch_schedule
+    from depthcli.engine.selfsup import from_scratch_schedule
+    from depthcli.recipe_configs import SELFSUP
 
-    return build_selfsup_config(
+    return SELFSUP.build_config(
         "radepth",
         overrides={
             "data": str(train_cache),
@@ -166,10 +167,12 @@ class StepPlan:
 
 
 def _train(train_cache: Path, run_dir: Path, settings: DemoSettings, log: Log) -> Path:
+    from depthcli.checkpoints import load_checkpoint
     from depthcli.config import load_config_file
-    from depthcli.engine.checkpoint import load_checkpoint
-    from depthcli.engine.selfsup import run_selfsup
-    from depthcli.engine.trainer import CONFIG_FILE, LAST_CHECKPOINT, STOPPED_BY_CALLBACK
+    from depthcli.engine.run_dir import CONFIG_FILE, LAST_CHECKPOINT
+    from depthcli.engine.runner import run_recipe
+    from depthcli.engine.selfsup import SELFSUP_RECIPE
+    from depthcli.engine.trainer import STOPPED_BY_CALLBACK
 
     budget_s = settings.budget_minutes * 60
     resume = (run_dir / LAST_CHECKPOINT).is_file()
@@ -194,10 +197,11 @@ def _train(train_cache: Path, run_dir: Path, settings: DemoSettings, log: Log) -
             warmup_steps=plan.warmup_steps,
             max_minutes=minutes_left + 0.1 * settings.budget_minutes,  # the safety stop
         )
-        result = run_selfsup(config, run_dir, resume=resume, progress=True, on_step=plan.on_step)
-        if result.stop_reason != STOPPED_BY_CALLBACK:
-            return result.last_checkpoint
-        log(f"train: {plan.seconds_per_step:.2f} s/step at step {result.steps}; re-planned to {plan.planned} steps")
+        result = run_recipe(SELFSUP_RECIPE, config, run_dir, resume=resume, progress=True, on_step=plan.on_step)
+        if result.train.stop_reason != STOPPED_BY_CALLBACK:
+            return result.train.last_checkpoint
+        measured = f"{plan.seconds_per_step:.2f} s/step at step {result.train.steps}"
+        log(f"train: {measured}; re-planned to {plan.planned} steps")
         resume = True
 
 
@@ -209,20 +213,14 @@ def _seconds_per_step(config, timed_steps: int = 4) -> float:
     """
     import tempfile
 
-    from depthcli.engine.selfsup import SelfSupTask, open_training_data
-    from depthcli.engine.trainer import train
+    from depthcli.engine.runner import run_recipe
+    from depthcli.engine.selfsup import SELFSUP_RECIPE
 
     stamps: list[float] = []
     timing = dataclasses.replace(config, max_steps=timed_steps + 1, max_minutes=0.0, save_every=0)
     with tempfile.TemporaryDirectory(prefix="depthcli_timing_") as scratch:
-        dataset = open_training_data(timing, Path(scratch))
-        train(
-            SelfSupTask(timing),
-            dataset,
-            timing,
-            scratch,
-            progress=False,
-            on_step=lambda *_: stamps.append(time.perf_counter()),
+        run_recipe(
+            SELFSUP_RECIPE, timing, scratch, progress=False, on_step=lambda *_: stamps.append(time.perf_counter())
         )
     return (stamps[-1] - stamps[0]) / timed_steps
 
@@ -245,24 +243,24 @@ def _mean_training_depth(world: Path) -> float:
 def _evaluate(
     checkpoint: Path, train_cache: Path, eval_cache: Path, world: Path, settings: DemoSettings, log: Log
 ) -> dict:
-    from depthcli.engine.checkpoint import load_depth_model
     from depthcli.engine.selfsup import SelfSupTask
-    from depthcli.evaluation.evaluate import evaluate_model, evaluate_predictions
-    from depthcli.evaluation.ground_truth import open_eval_set
+    from depthcli.evaluation.eval_sets import open_eval_set
+    from depthcli.evaluation.evaluate import EvalOptions, evaluate_model, evaluate_predictions
+    from depthcli.nets.loading import load_depth_model
 
     log(f"eval: KITTI Eigen protocol (median scaling) on the held-out drive ({eval_cache})")
     eval_set = open_eval_set(eval_cache, None, "kitti-eigen")
-    trained, config = load_depth_model(checkpoint)
+    trained = load_depth_model(checkpoint)
     untrained = SelfSupTask.from_config(_selfsup_config(train_cache, settings)).networks["depth"]
-    resolution = [tuple(config["size"])]
+    resolution = [trained.size]
     rows = {}
-    for name, model in (("trained", trained), ("untrained", untrained)):
-        (result,) = evaluate_model(model, eval_set, resolution, config["min_depth"], config["max_depth"])
+    for name, model in (("trained", trained.net), ("untrained", untrained)):
+        (result,) = evaluate_model(model, eval_set, resolution, trained.min_depth, trained.max_depth)
         rows[name] = result.summary()
     mean_depth = _mean_training_depth(world)
     gt_shapes = [eval_set.load_gt(i).shape for i in range(len(eval_set))]
     constant = [np.full(shape, mean_depth, np.float32) for shape in gt_shapes]
-    baseline = evaluate_predictions(constant, eval_set, "kitti-eigen", pred_type="depth", median_scaling=True)
+    baseline = evaluate_predictions(constant, eval_set, EvalOptions(pred_type="depth", median_scaling=True))
     rows["baseline"] = {**baseline.summary(), "constant_depth_m": mean_depth}
     rows["settings"] = {
         key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(settings).items()

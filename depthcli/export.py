@@ -11,9 +11,9 @@ import torch
 from torch import Tensor, nn
 
 from depthcli.atomic import atomic_path
-from depthcli.engine.checkpoint import load_depth_model
 from depthcli.errors import DepthcliError
 from depthcli.nets import check_input_size
+from depthcli.nets.loading import load_depth_model
 
 OPSET = 17
 INPUT_NAME = "image"
@@ -76,6 +76,6 @@ def export_checkpoint_onnx(
     if size is not None:
         check_input_size(*size)
     require_onnx()
-    model, config = load_depth_model(checkpoint, device="cpu")
-    size = tuple(size) if size is not None else tuple(config["size"])
-    return export_onnx(model, size, out, dynamic=dynamic), size
+    model = load_depth_model(checkpoint, device="cpu")
+    size = tuple(size) if size is not None else model.size
+    return export_onnx(model.net, size, out, dynamic=dynamic), size

@@ -1,7 +1,8 @@
 """Run a trained depth net over images, folders, globs and videos and write what users look at.
 
-Per frame: a colour-mapped disparity PNG at the input's own size, the raw sigmoid disparity `.npy`
-at network resolution, and optionally metric depth as a 16-bit PNG. Output names mirror input
+Per frame: a colour-mapped disparity PNG at the input's own size, monodepth2's scaled disparity `.npy`
+at network resolution (what its test_simple.py and `--save_pred_disps` save, and what `depthcli eval
+--predictions` reads), and optionally metric depth as a 16-bit PNG. Output names mirror input
 names; unreadable inputs are collected and reported, never allowed to stop the good ones.
 
 Throughput (`predict_frames`): still images are decoded and resized to the network size in DataLoader
@@ -26,13 +27,13 @@ import numpy as np
 import torch
 
 from depthcli.atomic import atomic_write_bytes
-from depthcli.engine.checkpoint import load_depth_model
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth
-from depthcli.inference import model_device, run_depth_net
+from depthcli.inference import IMAGE_RESIZES, model_device, run_depth_net
 from depthcli.nets import check_input_size
+from depthcli.nets.loading import load_depth_model
 from depthcli.precision import autocast_factory, resolve_amp
-from depthcli.predict_inputs import InputFrame, iter_network_inputs, plan_inputs
+from depthcli.predict_inputs import InputFrame, iter_network_inputs, plan_inputs, plan_split
 from depthcli.threads import configure_threads
 from depthcli.visualize import colorize_disparity, colormap_lut
 
@@ -54,6 +55,7 @@ class PredictOptions:
     scale_factor: float | None = None
     min_depth: float = 0.1
     max_depth: float = 100.0
+    image_resize: str = "torch"  # depthcli.inference.IMAGE_RESIZES
     workers: int = 2  # decoding processes for still images (0: decode in the main process)
     amp: str = "off"  # resolved precision of the net: "bf16", "fp16" or "off"
 
@@ -89,13 +91,18 @@ def parse_save(text: str | None, scale_factor: float | None) -> tuple[str, ...]:
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when present; asking for CUDA without it is a user error, not a crash."""
+    """`auto` picks CUDA when present; `cuda:N` picks a GPU; asking for a missing GPU is a user error, not a crash."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DepthcliError("--device cuda: no CUDA device is available; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise DepthcliError(f"--device {name!r}: choose auto, cpu or cuda")
+    kind, colon, number = name.partition(":")
+    if kind not in ("cpu", "cuda") or (colon and (kind != "cuda" or not number.isdigit())):
+        raise DepthcliError(f"--device {name!r}: choose auto, cpu, cuda or cuda:N")
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise DepthcliError(f"--device {name}: no CUDA device is available; use --device cpu or auto")
+        if number and int(number) >= count:
+            raise DepthcliError(f"--device {name}: only {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
     return torch.device(name)
 
 
@@ -160,8 +167,9 @@ def predict_frames(
         batch.clear()
         collect(PENDING_WRITES)
 
+    inputs = iter_network_inputs(frames, options.size, options.workers, options.image_resize)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="depthcli-writer") as writer:
-        for frame, tensor, original_hw, problem in iter_network_inputs(frames, options.size, options.workers):
+        for frame, tensor, original_hw, problem in inputs:
             if tensor is None:
                 result.failures.append((frame.label, problem or "unreadable"))
                 if on_progress is not None:
@@ -188,9 +196,10 @@ def write_outputs(
     disp = np.ascontiguousarray(disp, dtype=np.float32)
     full = cv2.resize(disp, (width, height), interpolation=cv2.INTER_LINEAR)
     for kind, path in paths.items():
-        if kind == "npy":
+        if kind == "npy":  # monodepth2's scaled disparity, 1/max_depth .. 1/min_depth, at network size
+            scaled, _ = disp_to_depth(disp, options.min_depth, options.max_depth)
             buffer = io.BytesIO()
-            np.save(buffer, disp)
+            np.save(buffer, np.asarray(scaled, dtype=np.float32))
             atomic_write_bytes(path, buffer.getvalue())
         elif kind == "png":
             rgb = colorize_disparity(full, options.colormap)
@@ -223,6 +232,8 @@ def predict(
     recursive: bool = False,
     every: int = 1,
     overwrite: bool = False,
+    image_resize: str = "torch",
+    split: str | os.PathLike | None = None,
     workers: int = 2,
     amp: str = "auto",
     threads: int = 0,
@@ -232,9 +243,11 @@ def predict(
     """The whole job, as `depthcli predict` runs it. Every check happens before the first prediction.
 
     `size` defaults to the checkpoint's training size; `on_start(total)` is called once the inputs
-    are planned (total = frames + inputs that already failed). `workers` decoding processes (0: none),
-    `amp` the net's precision ("auto": bf16 where the device does it natively; "off": float32, the
-    outputs `eval` computes), `threads` CPU threads (0: `OMP_NUM_THREADS`, else the idle cores).
+    are planned (total = frames + inputs that already failed). With `split`, the one input is a KITTI
+    root and the split's frames are predicted (`plan_split`). `workers` decoding processes (0: none),
+    `amp` the net's precision ("auto": bf16 where the device does it natively, disparities within 1e-2;
+    "off": float32, the numbers `eval` computes), `threads` CPU threads (0: `OMP_NUM_THREADS`, else the
+    idle cores).
     """
     out_dir = Path(out_dir)
     if batch_size < 1:
@@ -248,25 +261,31 @@ def predict(
         colormap_lut(colormap)  # an unknown colormap fails now, not once per image
     if size is not None:
         check_input_size(*size)
+    if image_resize not in IMAGE_RESIZES:
+        raise DepthcliError(f"--image-resize {image_resize!r}: choose one of {', '.join(IMAGE_RESIZES)}")
     torch_device = resolve_device(device)
-    frames, failures = plan_inputs(inputs, recursive=recursive, every=every, exclude=out_dir)
+    if split is not None:
+        frames, failures = plan_split(inputs, split), []
+    else:
+        frames, failures = plan_inputs(inputs, recursive=recursive, every=every, exclude=out_dir)
     if not overwrite:
         check_existing(frames, out_dir, kinds)
     precision = resolve_amp(amp, torch_device)
     if torch_device.type == "cpu":
         configure_threads(threads)
-    model, config = load_depth_model(checkpoint, device=torch_device)
-    if precision != "off":
-        model = model.to(memory_format=torch.channels_last)  # NHWC convolutions: faster with bf16 on CPU and GPU
+    model = load_depth_model(checkpoint, device=torch_device)
+    if precision != "off":  # NHWC convolutions: faster with bf16 on CPU (oneDNN) and GPU
+        model.net.to(memory_format=torch.channels_last)
     ensure_writable(out_dir)
     options = PredictOptions(
-        size=tuple(size) if size is not None else tuple(config["size"]),
+        size=tuple(size) if size is not None else model.size,
         save=kinds,
         colormap=colormap,
         batch_size=batch_size,
         scale_factor=scale_factor,
-        min_depth=float(config["min_depth"]),
-        max_depth=float(config["max_depth"]),
+        min_depth=model.min_depth,
+        max_depth=model.max_depth,
+        image_resize=image_resize,
         workers=workers,
         amp=precision,
     )
@@ -274,6 +293,6 @@ def predict(
         on_start(len(frames) + len(failures))
     if on_progress is not None and failures:
         on_progress(len(failures))
-    result = predict_frames(model, frames, out_dir, options, on_progress=on_progress)
+    result = predict_frames(model.net, frames, out_dir, options, on_progress=on_progress)
     result.failures = failures + result.failures
     return result

@@ -1,9 +1,8 @@
-"""The frames `depthcli predict` runs on: inputs planned from files, folders, globs and videos, then decoded.
+"""What `depthcli predict` reads: files, folders, globs, KITTI splits and videos, planned into frames
+with unique output names, then decoded in order (an unreadable input is reported, never fatal).
 
-`plan_inputs` expands the command's INPUTs into frames with unique output names (video frames are
-addressed by index). `iter_network_inputs` decodes them and resizes each to the network size: still
-images in DataLoader worker processes, video frames in order in the calling process. Unreadable
-inputs come back as failures with a reason, never as exceptions.
+`iter_network_inputs` also resizes every frame to the network size: still images are decoded in
+DataLoader worker processes (while the net runs on the previous batch), video frames in order here.
 """
 
 from __future__ import annotations
@@ -21,11 +20,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from depthcli.data.images import read_rgb
 from depthcli.errors import DepthcliError
-from depthcli.inference import image_to_tensor, resize_images
+from depthcli.inference import images_to_batch
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
-
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -68,6 +66,23 @@ def plan_inputs(
                 frames.append(InputFrame(path, None, rel.with_suffix("")))
     _check_unique_stems(frames)
     return frames, failures
+
+
+def plan_split(inputs: Sequence[str | os.PathLike], split: str | os.PathLike) -> list[InputFrame]:
+    """The frames of a KITTI split under the one INPUT root, with outputs named like the images inside it
+    (DATE/DRIVE/image_02/data/FRAME_*), the layout `depthcli eval --predictions FOLDER` reads."""
+    from depthcli.data.kitti import check_kitti_root, image_path
+    from depthcli.data.standard_splits import read_split_argument
+
+    if len(inputs) != 1:
+        raise DepthcliError("--split takes exactly one INPUT: the KITTI raw root the split's frames are under")
+    root = check_kitti_root(inputs[0])
+    frames = []
+    for entry in read_split_argument(split)[0]:
+        path = image_path(root, entry.folder, entry.frame_index, entry.side, "png")
+        path = path if path.is_file() or not path.with_suffix(".jpg").is_file() else path.with_suffix(".jpg")
+        frames.append(InputFrame(path, None, PurePosixPath(path.relative_to(root).with_suffix("").as_posix())))
+    return frames
 
 
 def _expand_input(text: str, recursive: bool, exclude: Path | None) -> list[tuple[Path, PurePosixPath]]:
@@ -168,38 +183,34 @@ def _iter_video(frames: Sequence[InputFrame]) -> Iterator[tuple[InputFrame, np.n
         yield frame, None, "video ended before this frame"
 
 
-def network_input(rgb: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """uint8 HxWx3 -> (3,h,w) float at network `size`, resized exactly as `eval` resizes."""
-    return resize_images(image_to_tensor(rgb)[None], size)[0]
-
-
-def _prepared(rgb: np.ndarray | None, problem: str | None, size: tuple[int, int]):
-    """`(network input, original (h, w), None)` of a decoded image, or `(None, None, problem)`."""
+def _prepared(rgb: np.ndarray | None, problem: str | None, size: tuple[int, int], image_resize: str):
+    """`(network input (3,h,w), original (h, w), None)` of a decoded image, or `(None, None, problem)`."""
     if rgb is None:
         return None, None, problem
-    return network_input(rgb, size), rgb.shape[:2], None
+    return images_to_batch([rgb], size, image_resize)[0], rgb.shape[:2], None
 
 
 class _StillImages(Dataset):
     """Decode + resize still images (in DataLoader workers): `(position, *_prepared(...))`."""
 
-    def __init__(self, frames: Sequence[InputFrame], size: tuple[int, int]) -> None:
-        self.frames, self.size = frames, size
+    def __init__(self, frames: Sequence[InputFrame], size: tuple[int, int], image_resize: str) -> None:
+        self.frames, self.size, self.image_resize = frames, size, image_resize
 
     def __len__(self) -> int:
         return len(self.frames)
 
     def __getitem__(self, position: int):
         ((_, rgb, problem),) = iter_images(self.frames[position : position + 1])
-        return position, *_prepared(rgb, problem, self.size)
+        return position, *_prepared(rgb, problem, self.size, self.image_resize)
 
 
 def iter_network_inputs(
-    frames: Sequence[InputFrame], size: tuple[int, int], workers: int
+    frames: Sequence[InputFrame], size: tuple[int, int], workers: int, image_resize: str = "torch"
 ) -> Iterator[tuple[InputFrame, torch.Tensor | None, tuple[int, int] | None, str | None]]:
     """`(frame, network input, original (h, w), None)` or `(frame, None, None, problem)`, in input order.
 
-    Runs of still images are decoded by `workers` processes; runs of video frames in this process.
+    Each frame is resized exactly as `depthcli eval` resizes (`images_to_batch`). Runs of still images
+    are decoded by `workers` processes (0: here); runs of video frames here, in order.
     """
     start = 0
     while start < len(frames):
@@ -210,11 +221,10 @@ def iter_network_inputs(
         run = frames[start:stop]
         if is_video:
             for frame, rgb, problem in iter_images(run):
-                yield frame, *_prepared(rgb, problem, size)
+                yield frame, *_prepared(rgb, problem, size, image_resize)
         else:
-            loader = DataLoader(
-                _StillImages(run, size), batch_size=None, num_workers=min(workers, len(run)), collate_fn=_as_is
-            )
+            still = _StillImages(run, size, image_resize)
+            loader = DataLoader(still, batch_size=None, num_workers=min(workers, len(run)), collate_fn=_as_is)
             for position, *prepared in loader:
                 yield run[position], *prepared
         start = stop

@@ -17,7 +17,8 @@ import scipy.io
 import torch
 
 from depthcli.data import kitti
-from depthcli.data.cache import build_cache, cache_info, verify_cache
+from depthcli.data.cache import build_cache
+from depthcli.data.cache_file import cache_info, verify_cache
 from depthcli.data.datasets import CachedKittiDataset, CachedNyuDataset
 from depthcli.data.images import read_rgb
 from depthcli.errors import DepthcliError

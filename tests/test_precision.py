@@ -20,10 +20,11 @@ import torch.nn.functional as F
 from torch.utils.data import default_collate
 
 from depthcli.engine import selfsup
-from depthcli.engine.selfsup import SelfSupTask, build_selfsup_config, training_transform
+from depthcli.engine.selfsup import SelfSupTask, training_transform
 from depthcli.errors import DepthcliError
 from depthcli.geometry import intrinsics_from_normalised
 from depthcli.precision import PerformanceNote, autocast_factory, cpu_has_native_bf16, resolve_amp
+from depthcli.recipe_configs import SELFSUP
 
 RELATIVE_TOLERANCE = 0.01
 CONSISTENCY_TOLERANCE = 2e-3
@@ -85,7 +86,7 @@ def _textured_batch(config, batch_size: int = 2) -> dict:
 @pytest.mark.parametrize("preset, net", [("monodepth2", "monodepth2"), ("diffnet", "diffnet-small"),
                                          ("radepth", "radepth-small")])  # fmt: skip
 def test_fast_setting_losses_stay_within_tolerance_of_float32(preset, net, monkeypatch):
-    config = build_selfsup_config(preset, overrides={"net": net, "size": SIZE, "consistency_ramp": (0, 0)})
+    config = SELFSUP.build_config(preset, overrides={"net": net, "size": SIZE, "consistency_ramp": (0, 0)})
     torch.manual_seed(0)
     task = SelfSupTask(config)
     task.train()

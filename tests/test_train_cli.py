@@ -8,9 +8,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from depthcli.checkpoints import load_checkpoint
 from depthcli.cli.app import app
-from depthcli.engine.checkpoint import load_checkpoint, load_depth_model
 from depthcli.errors import DepthcliError
+from depthcli.nets.loading import load_depth_model
 
 
 def test_train_from_raw_root_then_resume_with_config_precedence(tmp_path, synthetic_kitti):
@@ -22,7 +23,7 @@ def test_train_from_raw_root_then_resume_with_config_precedence(tmp_path, synthe
         app,
         ["train", "--preset", "radepth", "--config", str(config_file), "--data", str(synthetic_kitti),
          "--split", str(synthetic_kitti / "train_files.txt"), "--size", "64x64", "--max-steps", "2",
-         "--batch-size", "2", *common],
+         "--batch-size", "2", "--no-augment", "--log-every", "1", *common],
     )  # fmt: skip
     assert first.exit_code == 0, first.output + repr(first.exception)
     assert str(run) in first.output
@@ -30,6 +31,7 @@ def test_train_from_raw_root_then_resume_with_config_precedence(tmp_path, synthe
     # preset (radepth) < file (lr, batch 4, smoothness) < flags (batch 2, size, steps)
     assert (saved["net"], saved["lr"], saved["batch_size"], saved["smoothness_weight"]) == ("radepth", 0.002, 2, 0.01)
     assert saved["size"] == [64, 64] and saved["max_steps"] == 2
+    assert (saved["augment"], saved["log_every"]) == (False, 1)  # the switches an official-parity run needs
     assert (run / "train_cache.h5").is_file() and (run / "loss.png").is_file()
     assert load_checkpoint(run / "last.ckpt")["train_state"]["step"] == 2
 
@@ -38,9 +40,11 @@ def test_train_from_raw_root_then_resume_with_config_precedence(tmp_path, synthe
     state = load_checkpoint(run / "last.ckpt")
     assert state["train_state"]["step"] == 3 and state["config"]["lr"] == 0.002
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").open()]
-    assert steps == sorted(steps) and steps[-1] == 3
-    model, config = load_depth_model(run / "last.ckpt")
+    assert steps == [1, 2, 3]  # logged at every step, before and after the resume
+    loaded = load_depth_model(run / "last.ckpt")
+    model, config = loaded.net, loaded.config
     assert config["net"] == "radepth" and config["size"] == [64, 64]
+    assert (loaded.net_name, loaded.size, loaded.min_depth, loaded.max_depth) == ("radepth", (64, 64), 0.1, 100.0)
     with torch.no_grad():
         disp = model(torch.rand(1, 3, 64, 64))[("disp", 0)]
     assert disp.shape == (1, 1, 64, 64)

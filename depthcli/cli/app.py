@@ -14,11 +14,11 @@ from depthcli.threads import prefer_passive_omp_wait
 
 app = typer.Typer(
     name="depthcli",
-    help="Monocular depth estimation research suite: synth, cache, pretrain, train, eval, sweep, predict.",
+    help="Monocular depth estimation research suite: synth, data, cache, pretrain, train, eval, sweep, predict.",
     rich_markup_mode="rich",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 
 
@@ -43,6 +43,7 @@ def _root(
 def _register_commands() -> None:
     """Each CLI module exposes `register(app)`; the order here is the order in `--help`."""
     from depthcli.cli import cache as cache_cmd
+    from depthcli.cli import data as data_cmd
     from depthcli.cli import demo as demo_cmd
     from depthcli.cli import eval as eval_cmd
     from depthcli.cli import export as export_cmd
@@ -57,6 +58,7 @@ def _register_commands() -> None:
     command_modules: tuple = (
         demo_cmd,
         synth_cmd,
+        data_cmd,
         cache_cmd,
         pretrain_cmd,
         train_cmd,

@@ -1,4 +1,4 @@
-"""RA-Depth's arbitrary-scale augmentation as a transform on one sample dict (GUIDE section 2).
+"""RA-Depth's arbitrary-scale augmentation as a transform on one sample dict (docs/methods.md, docs/parity.md).
 
 The sample's own images are the *middle* variant (plain resize, the only one with colour jitter).
 This adds, for every frame `f`, un-jittered *high* and *low* variants of the same size h x w:
@@ -7,6 +7,11 @@ This adds, for every frame `f`, un-jittered *high* and *low* variants of the sam
   random offset `(x_H, y_H)` (one offset for all frames of the sample);
 - low: resize by s_L ~ U[0.7, 0.9] to `(W_L, H_L)`, paste top-left, and fill the rest by splicing the
   image's own last `h - H_L` rows and `w - W_L` columns (RA-Depth's filling).
+
+Resizes use Pillow's LANCZOS on the uint8 frames, as RA-Depth's dataset does (`Image.ANTIALIAS`), so
+that given the same draws the variants equal the official ones exactly. They start from the middle
+frame (the training cache holds frames at the training size), where the official loader starts
+from the full-size KITTI frame.
 
 Keys added (beside the middle variant's `("color", f, 0)`, `("color_aug", f, 0)`, `("K", 0)`):
 `("color", f, v)` for v in ("high", "low"), `("K", v)`, `("inv_K", v)` (pixel intrinsics of that image,
@@ -17,26 +22,38 @@ Random draws use torch's global RNG (the trainer seeds it per sample).
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from dataclasses import dataclass
 
-from depthcli.data.augment import as_float_image, like_input
+import numpy as np
+import torch
+
+from depthcli.data.augment import as_float_image
+from depthcli.data.images import resize_rgb_lanczos
 from depthcli.geometry import crop_intrinsics, scale_intrinsics
 
 VARIANTS = ("high", "low")
+
+
+@dataclass(frozen=True)
+class ScaleDraw:
+    """The random choices of one sample: high-variant size and crop offset, low-variant size (all pixels)."""
+
+    high_size: tuple[int, int]  # (W_H, H_H) before cropping
+    high_offset: tuple[int, int]  # (x_H, y_H) of the crop in the resized image
+    low_size: tuple[int, int]  # (W_L, H_L) of the image pasted top-left
 
 
 def _uniform(low: float, high: float) -> float:
     return low + (high - low) * float(torch.rand(()))
 
 
-def _resize(image: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
-    """(3,H,W) -> (3,h,w), bilinear with antialiasing when shrinking; keeps the dtype (uint8 is rounded)."""
-    shrinking = size_hw[0] < image.shape[-2] or size_hw[1] < image.shape[-1]
-    resized = F.interpolate(
-        as_float_image(image)[None], size=size_hw, mode="bilinear", align_corners=False, antialias=shrinking
-    )
-    return like_input(resized[0], image)
+def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(3,H,W) uint8, or float in [0,1] holding uint8 levels -> (3,h,w) at `size` (width, height), Pillow
+    LANCZOS, in the input's dtype (training caches hand frames over as uint8: no conversion then)."""
+    pixels = image if image.dtype == torch.uint8 else (image * 255.0).round().clamp(0, 255).to(torch.uint8)
+    resized = resize_rgb_lanczos(np.ascontiguousarray(pixels.permute(1, 2, 0).numpy()), size)
+    resized = torch.from_numpy(resized.copy()).permute(2, 0, 1).contiguous()
+    return resized if image.dtype == torch.uint8 else as_float_image(resized)
 
 
 def splice_fill(pasted: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -70,23 +87,30 @@ class ArbitraryScaleAugment:
             raise ValueError(f"scale ranges high {high_range} (>= 1) and low {low_range} (0.5..1) are invalid")
         self.frame_ids, self.high_range, self.low_range = tuple(frame_ids), high_range, low_range
 
-    def __call__(self, sample: dict) -> dict:
-        _, height, width = sample[("color", self.frame_ids[0], 0)].shape
-        K = sample[("K", 0)]
-
+    def draw(self, width: int, height: int) -> ScaleDraw:
+        """RA-Depth's draws in its order: s_H, x_H, y_H, s_L (sizes truncated to pixels, as it does)."""
         high_scale = _uniform(*self.high_range)
         high_w, high_h = int(width * high_scale), int(height * high_scale)
         offset_x = int((high_w - width) * float(torch.rand(())))
         offset_y = int((high_h - height) * float(torch.rand(())))
         low_scale = _uniform(*self.low_range)
-        low_w, low_h = int(width * low_scale), int(height * low_scale)
+        return ScaleDraw((high_w, high_h), (offset_x, offset_y), (int(width * low_scale), int(height * low_scale)))
 
+    def __call__(self, sample: dict) -> dict:
+        _, height, width = sample[("color", self.frame_ids[0], 0)].shape
+        return self.apply(sample, self.draw(width, height))
+
+    def apply(self, sample: dict, draw: ScaleDraw) -> dict:
+        """Add the high and low variants that `draw` describes to `sample` (in place; returned)."""
+        _, height, width = sample[("color", self.frame_ids[0], 0)].shape
+        (high_w, high_h), (offset_x, offset_y), (low_w, low_h) = draw.high_size, draw.high_offset, draw.low_size
         for frame in self.frame_ids:
             color = sample[("color", frame, 0)]
-            high = _resize(color, (high_h, high_w))
+            high = _resize(color, (high_w, high_h))
             sample[("color", frame, "high")] = high[:, offset_y : offset_y + height, offset_x : offset_x + width]
-            sample[("color", frame, "low")] = splice_fill(_resize(color, (low_h, low_w)), height, width)
+            sample[("color", frame, "low")] = splice_fill(_resize(color, (low_w, low_h)), height, width)
 
+        K = sample[("K", 0)]
         K_high = crop_intrinsics(scale_intrinsics(K, high_w / width, high_h / height), offset_x, offset_y)
         K_low = scale_intrinsics(K, low_w / width, low_h / height)
         for variant, K_variant in (("high", K_high), ("low", K_low)):

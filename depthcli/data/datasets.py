@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import Dataset
 
 from depthcli.data.augment import augment_sample
-from depthcli.data.cache import open_cache
+from depthcli.data.cache_file import open_cache
+from depthcli.data.kitti import monodepth2_pixel_intrinsics
 from depthcli.errors import DepthcliError
 from depthcli.geometry import intrinsics_from_normalised
 
@@ -74,23 +75,34 @@ class _CachedDataset(Dataset):
             return image.contiguous()
         return image.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
 
-    def _finish(self, sample: dict, K_norm: np.ndarray, index: int) -> dict:
+    def _finish(self, sample: dict, K_norm: np.ndarray | None, index: int) -> dict:
+        """Add K (from `K_norm`, or monodepth2's fixed camera when None), augment, transform."""
         height, width = sample[("color", 0, 0)].shape[-2:]
-        K = intrinsics_from_normalised(torch.from_numpy(K_norm), width, height).float()
-        sample[("K", 0)] = K
-        sample[("inv_K", 0)] = torch.linalg.inv(K)
+        if K_norm is not None:
+            self._set_intrinsics(sample, intrinsics_from_normalised(torch.from_numpy(K_norm), width, height).float())
         sample["index"] = index
         if self.augment:
             sample = augment_sample(sample)
         else:
             sample.update({("color_aug", *key[1:]): value for key, value in sample.items() if key[0:1] == ("color",)})
+        if K_norm is None:  # monodepth2 keeps its camera on flipped images too
+            self._set_intrinsics(sample, torch.from_numpy(monodepth2_pixel_intrinsics(width, height)))
         return self.transform(sample) if self.transform is not None else sample
+
+    @staticmethod
+    def _set_intrinsics(sample: dict, K: torch.Tensor) -> None:
+        sample[("K", 0)], sample[("inv_K", 0)] = K, torch.linalg.inv(K)
 
 
 class CachedKittiDataset(_CachedDataset):
-    """KITTI samples from a cache: frames at `frame_ids` offsets, K, and depth_gt for eval caches."""
+    """KITTI samples from a cache: frames at `frame_ids` offsets, K, and depth_gt for eval caches.
+
+    `intrinsics="calibration"` gives each sample its drive's calibrated camera; "monodepth2" the one
+    fixed camera monodepth2 uses for all of KITTI, in its pixel convention (`monodepth2_pixel_intrinsics`).
+    """
 
     dataset_name = "kitti"
+    INTRINSICS = ("calibration", "monodepth2")
 
     def __init__(
         self,
@@ -98,9 +110,12 @@ class CachedKittiDataset(_CachedDataset):
         frame_ids: tuple[int, ...] = (0, -1, 1),
         augment: bool = False,
         transform: Transform | None = None,
+        intrinsics: str = "calibration",
         uint8_images: bool = False,
     ):
-        self.frame_ids = tuple(frame_ids)
+        if intrinsics not in self.INTRINSICS:
+            raise DepthcliError(f"intrinsics {intrinsics!r} is not one of {', '.join(self.INTRINSICS)}")
+        self.frame_ids, self.intrinsics = tuple(frame_ids), intrinsics
         super().__init__(path, augment, transform, uint8_images)
 
     def _read_tables(self, handle: h5py.File) -> None:
@@ -128,7 +143,7 @@ class CachedKittiDataset(_CachedDataset):
             height, width = self.gt_hw[index]
             depth = self._file()["samples/depth_gt"][index, :height, :width]
             sample["depth_gt"] = torch.from_numpy(depth)[None]
-        return self._finish(sample, self.K_norm[index], index)
+        return self._finish(sample, self.K_norm[index] if self.intrinsics == "calibration" else None, index)
 
 
 class CachedNyuDataset(_CachedDataset):

@@ -69,6 +69,15 @@ def resize_rgb(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
+def resize_rgb_lanczos(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 HxWx3 -> `(width, height)` with Pillow's LANCZOS filter, the resize of the official training and
+    test scripts of monodepth2, DIFFNet and RA-Depth (`Image.ANTIALIAS`): antialiased when shrinking, uint8 out."""
+    from PIL import Image
+
+    width, height = size
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.LANCZOS))
+
+
 def resize_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize, so that invalid (0) pixels never blend into valid depths."""
     width, height = size

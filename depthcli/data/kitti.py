@@ -1,12 +1,12 @@
 """KITTI raw: calibration files, velodyne scans, split files, and ground truth projected from velodyne.
 
-Layout (GUIDE 5): `ROOT/DATE/calib_cam_to_cam.txt`, `ROOT/DATE/calib_velo_to_cam.txt`,
+Layout (docs/formats.md): `ROOT/DATE/calib_cam_to_cam.txt`, `ROOT/DATE/calib_velo_to_cam.txt`,
 `ROOT/DATE/DATE_drive_XXXX_sync/image_02/data/%010d.png` (or .jpg) and
 `.../velodyne_points/data/%010d.bin`. Split files hold lines `folder frame_index side`.
 
 Pixel convention: KITTI's calibration (P_rect_0x, K_0x) is 1-based (devkit in MATLAB: the first pixel
 centre is at 1). The matrices are returned as written; `velodyne_depth_map` subtracts 1 after
-projecting (GUIDE 4) and `normalised_intrinsics` subtracts 1 from the principal point, so both land
+projecting (docs/protocols.md) and `normalised_intrinsics` subtracts 1 from the principal point, so both land
 in depthcli's 0-based convention (pixel centres at 0..W-1, docs/architecture.md).
 """
 
@@ -88,7 +88,7 @@ def rectified_projection(calib_dir: str | os.PathLike, cam: int = 2) -> np.ndarr
 
 
 def velodyne_to_image(calib_dir: str | os.PathLike, cam: int = 2) -> np.ndarray:
-    """P = P_rect_0{cam} @ R_rect_00 (as 4x4) @ [R|T] (velodyne -> rectified image), GUIDE 4."""
+    """P = P_rect_0{cam} @ R_rect_00 (as 4x4) @ [R|T] (velodyne -> rectified image), docs/protocols.md."""
     cam_path = Path(calib_dir) / "calib_cam_to_cam.txt"
     velo_path = Path(calib_dir) / "calib_velo_to_cam.txt"
     cam_calib, velo_calib = read_calib_file(cam_path), read_calib_file(velo_path)
@@ -222,6 +222,21 @@ def normalised_intrinsics(p_rect: np.ndarray, image_wh: tuple[int, int]) -> np.n
     zero_based = np.array(p_rect[:2, :3], dtype=np.float64)
     zero_based[:, 2] -= 1.0
     return normalised_from_pixel_intrinsics(zero_based, image_wh)
+
+
+# monodepth2's single KITTI camera (its datasets/kitti_dataset.py), used for every drive: fx and cx in
+# image widths, fy and cy in image heights. Its trainer turns it into pixels by scaling the rows by the
+# image's width and height, so cx = W / 2 (depthcli's convention would put the image centre at W / 2 - 0.5).
+MONODEPTH2_K = ((0.58, 0.0, 0.5), (0.0, 1.92, 0.5))
+
+
+def monodepth2_pixel_intrinsics(width: int, height: int) -> np.ndarray:
+    """4x4 float32 pixel intrinsics exactly as monodepth2's loader makes them at `width` x `height`."""
+    K = np.eye(4, dtype=np.float32)
+    K[:2, :3] = MONODEPTH2_K
+    K[0, :] *= width
+    K[1, :] *= height
+    return K
 
 
 def check_kitti_root(root: str | os.PathLike) -> Path:

@@ -1,4 +1,4 @@
-"""Self-supervised monocular training: the monodepth2 recipe, DIFFNet on it, and RA-Depth (GUIDE 2).
+"""Self-supervised monocular training: the monodepth2 recipe, DIFFNet on it, and RA-Depth (docs/methods.md).
 
 `SelfSupTask` turns a batch of sample dicts into losses: depth from the target frame, poses of the
 neighbours from a separate pose net, view synthesis of the target from each neighbour, automasked
@@ -11,7 +11,6 @@ three) plus the cross-scale consistency of their disparities.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,60 +18,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, train
+from depthcli.engine.distributed import DistContext
+from depthcli.engine.runner import Recipe, RecipeData
+from depthcli.engine.task import TrainingTask
+from depthcli.engine.validation import protocol_metrics
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth, pose_vec_to_mat, warp_frame
 from depthcli.losses.consistency import CrossScaleConsistency
 from depthcli.losses.photometric import min_reprojection_loss, photometric_error
 from depthcli.losses.smoothness import EdgeAwareSmoothness
 from depthcli.nets import build_depth_net, build_pose_net
-
-
-@dataclasses.dataclass
-class SelfSupConfig(TrainConfig):
-    """Everything a self-supervised run depends on; saved in the run dir and every checkpoint."""
-
-    preset: str = "monodepth2"
-    net: str = "monodepth2"
-    pose_net: str = "resnet18"
-    size: tuple[int, int] | None = None  # (width, height); None: the training cache's size (640x192 from raw)
-    frame_ids: tuple[int, ...] = (0, -1, 1)
-    scales: tuple[int, ...] = (0, 1, 2, 3)
-    min_depth: float = 0.1
-    max_depth: float = 100.0
-    smoothness_weight: float = 1e-3
-    automask: bool = True
-    augment: bool = True  # horizontal flip + colour jitter (identical across the frames of a sample)
-    arbitrary_scale: bool = False  # RA-Depth high/low variants + cross-scale consistency
-    high_scale_range: tuple[float, float] = (1.1, 2.0)
-    low_scale_range: tuple[float, float] = (0.7, 0.9)
-    consistency_weight: float = 1.0
-    # (start, end) steps: weight 0 before `start`, rising linearly to consistency_weight at `end`. From
-    # scratch the consistency of still-random disparities pulls them flat before the photometric loss
-    # shapes them; (0, 0) applies the full weight from the first step, as RA-Depth does.
-    consistency_ramp: tuple[int, int] = (0, 0)
-    boundary_loss: bool = False  # InverseForm boundary loss: disparity edges vs image edges
-    boundary_weight: float = 0.1
-    boundary_net: str | None = None  # trained inverse-transform net; None: train one into the run dir
-    boundary_net_steps: int = 2000
-    data: str = ""
-    split: str | None = None
-    val_data: str | None = None
-    val_protocol: str = "kitti-eigen"
-    encoder_init: str | None = None
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "monodepth2": {"preset": "monodepth2", "net": "monodepth2", "scales": (0, 1, 2, 3)},
-    "diffnet": {"preset": "diffnet", "net": "diffnet", "scales": (0, 1, 2, 3)},
-    "radepth": {"preset": "radepth", "net": "radepth", "scales": (0,), "arbitrary_scale": True},
-}
-
-
-def preset_values(name: str) -> dict[str, Any]:
-    if name not in PRESETS:
-        raise DepthcliError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return dict(PRESETS[name])
+from depthcli.recipe_configs import SELFSUP, SelfSupConfig
 
 
 class SelfSupTask(TrainingTask):
@@ -95,11 +51,15 @@ class SelfSupTask(TrainingTask):
         self.networks["depth"] = depth
         self.networks["pose"] = build_pose_net(config.pose_net)
         self.smoothness = EdgeAwareSmoothness()
-        self.consistency = CrossScaleConsistency()
+        self.consistency = CrossScaleConsistency(config.consistency_low_mask)
         self.sources = tuple(f for f in config.frame_ids if f != 0)
+        # the automask's tie noise comes from torch's global RNG unless a generator is set here (parity tests
+        # set one seeded as the official trainer's run was, see docs/parity.md)
+        self.tie_noise_generator: torch.Generator | None = None
         self.boundary = None
         if config.boundary_loss:
-            from depthcli.losses.boundary import BoundaryLoss, load_boundary_net
+            from depthcli.losses.boundary import BoundaryLoss
+            from depthcli.nets.inverse_transform import load_boundary_net
 
             if not config.boundary_net:
                 raise DepthcliError("boundary_loss needs boundary_net (a trained inverse-transform net checkpoint)")
@@ -151,12 +111,13 @@ class SelfSupTask(TrainingTask):
         return self.boundary(sobel_edges(disp), sobel_edges(image))
 
     def _poses(self, batch: dict) -> dict[int, Tensor]:
-        """T (B,4,4) mapping target-camera points into each source camera, from the jittered frames."""
-        poses = {}
+        """T (B,4,4) mapping target-camera points into each source camera (from the jittered frames unless
+        `pose_jitter` is off)."""
+        poses, images = {}, "color_aug" if self.config.pose_jitter else "color"
         for frame in self.sources:
             pair = (frame, 0) if frame < 0 else (0, frame)
             with self.net_autocast():
-                axisangle, translation = self.networks["pose"](*(batch[("color_aug", f, 0)] for f in pair))
+                axisangle, translation = self.networks["pose"](*(batch[(images, f, 0)] for f in pair))
             poses[frame] = pose_vec_to_mat(axisangle.float(), translation.float(), invert=frame < 0)
         return poses
 
@@ -184,7 +145,7 @@ class SelfSupTask(TrainingTask):
             reprojection = torch.cat(
                 [photometric_error(warp_frame(sources[f], depth, poses[f], K, inv_K), target) for f in self.sources], 1
             )
-            loss_map, selected = min_reprojection_loss(reprojection, identity)
+            loss_map, selected = min_reprojection_loss(reprojection, identity, generator=self.tie_noise_generator)
             color = target if scale == 0 else F.interpolate(target, size=disp.shape[-2:], mode="area")
             total = total + loss_map.mean() + cfg.smoothness_weight / 2**scale * self.smoothness(disp, color)
             if scale == 0:
@@ -194,36 +155,17 @@ class SelfSupTask(TrainingTask):
     # -- validation ---------------------------------------------------------------------------------
     def validate(self, loader, device: torch.device) -> dict[str, float]:
         """Median-scaled depth metrics (protocol `val_protocol`) on samples that carry "depth_gt"."""
-        from depthcli.evaluation.metrics import compute_depth_errors, mean_errors
-        from depthcli.evaluation.protocols import get_protocol, prepare_pixels
+        cfg = self.config
+        return protocol_metrics(loader, self.predict_scaled_disparity, cfg.size, cfg.val_protocol, "disp", True)
 
-        cfg, protocol, rows = self.config, get_protocol(self.config.val_protocol), []
-        width, height = cfg.size
-        for batch in loader:
-            if "depth_gt" not in batch:
-                return {}
-            image = batch[("color", 0, 0)]
-            if image.shape[-2:] != (height, width):
-                image = F.interpolate(image, (height, width), mode="bilinear", align_corners=False, antialias=True)
-            with self.net_autocast():
-                disp = self.networks["depth"](image)[("disp", 0)]
-            scaled, _ = disp_to_depth(disp.float(), cfg.min_depth, cfg.max_depth)
-            for gt, pred in zip(batch["depth_gt"][:, 0].cpu().numpy(), scaled[:, 0].cpu().numpy(), strict=True):
-                pixels = prepare_pixels(gt, pred, protocol, "disp", median_scaling=True)
-                if pixels is not None:
-                    rows.append(compute_depth_errors(pixels.gt, pixels.pred))
-        return mean_errors(rows) if rows else {}
+    def predict_scaled_disparity(self, images: Tensor) -> Tensor:
+        """The depth net's disparity mapped to [1/max_depth, 1/min_depth] (what the KITTI protocol inverts)."""
+        with self.net_autocast():
+            disp = self.networks["depth"](images)[("disp", 0)]
+        return disp_to_depth(disp.float(), self.config.min_depth, self.config.max_depth)[0]
 
 
 # ------------------------------------------------------------------------------------ running a job
-def build_selfsup_config(
-    preset: str, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> SelfSupConfig:
-    from depthcli.config import build_config
-
-    return build_config(SelfSupConfig, preset_values(preset), config_file, overrides)
-
-
 def from_scratch_schedule(max_steps: int) -> dict[str, Any]:
     """Config overrides for a short run from random weights with a known step count (demo, benchmark).
 
@@ -264,6 +206,7 @@ def open_training_data(config: SelfSupConfig, run_dir: Path, progress=None):
         frame_ids=config.frame_ids,
         augment=config.augment,
         transform=training_transform(config),
+        intrinsics=config.intrinsics,
         uint8_images=True,  # collated as uint8, made float on the device by the loop
     )
 
@@ -296,7 +239,8 @@ def prepare_boundary_net(config: SelfSupConfig, run_dir: Path) -> SelfSupConfig:
     """With `boundary_loss` and no `boundary_net`: train the inverse-transform net once into the run dir."""
     if not config.boundary_loss or config.boundary_net:
         return config
-    from depthcli.losses.boundary import save_boundary_net, train_inverse_transform_net
+    from depthcli.engine.boundary_net import train_inverse_transform_net
+    from depthcli.nets.inverse_transform import save_boundary_net
 
     path = run_dir / "boundary_net.ckpt"
     if not path.is_file():
@@ -306,29 +250,11 @@ def prepare_boundary_net(config: SelfSupConfig, run_dir: Path) -> SelfSupConfig:
     return dataclasses.replace(config, boundary_net=str(path))
 
 
-def run_selfsup(
-    config: SelfSupConfig,
-    run_dir: str | Path,
-    *,
-    resume: bool = False,
-    progress: bool = True,
-    device: str | None = None,
-    on_step: Callable[[int, dict[str, float]], bool | None] | None = None,
-) -> TrainResult:
-    """Build data, task and loop for `config` and train into `run_dir` (resuming `last.ckpt` if asked).
-
-    `on_step` is the loop's per-step callback (`depthcli.engine.trainer.train`)."""
-    run_dir = Path(run_dir)
+def open_selfsup_data(config: SelfSupConfig, run_dir: Path, ctx: DistContext) -> RecipeData:
+    """The recipe's data: training set (its size fills `size`), validation set, the boundary net if needed."""
     dataset = open_training_data(config, run_dir)
     config = prepare_boundary_net(resolve_size(config, dataset), run_dir)
-    return train(
-        SelfSupTask.from_config(config),
-        dataset,
-        config,
-        run_dir,
-        val_set=open_validation_data(config),
-        resume=resume,
-        progress=progress,
-        device=device,
-        on_step=on_step,
-    )
+    return RecipeData(config, dataset, open_validation_data(config))
+
+
+SELFSUP_RECIPE = Recipe(SELFSUP, SelfSupTask, open_selfsup_data)

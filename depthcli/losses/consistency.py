@@ -18,6 +18,10 @@ same scene at the same metric depth (its intrinsics scale with it), which is exa
 consistency RA-Depth asks of the network. Pixels where the middle frame's automask chose an identity
 (unwarped) source are left out; each sample's error is the masked mean, the loss is the mean over the
 batch of the high and the low term summed (RA-Depth's weight is 1; the trainer applies any other).
+
+`low_mask="batch"` reproduces a slip of the released trainer: its low term weighs every sample's error
+map with the automask of the *whole batch* (the masks summed over the batch, normalised by their total)
+instead of the sample's own. For a batch of one both agree; the default is the sample's own mask.
 """
 
 from __future__ import annotations
@@ -28,17 +32,24 @@ from torch import nn
 
 from depthcli.losses.photometric import photometric_error
 
+LOW_MASKS = ("sample", "batch")  # whose automask weighs the low term: the sample's own, or the whole batch's
 _MASK_EPS = 1e-7
 
 
 def _masked_error(middle: torch.Tensor, mapped: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """Mean photometric error of (1,1,h,w) disparity maps over the pixels where `keep` (1,1,h,w) is 1."""
+    """Mean photometric error of (1,1,h,w) disparity maps weighted by `keep` (1,1,h,w; 1 = use the pixel)."""
     error = photometric_error(middle, mapped)
     return (error * keep).sum() / (keep.sum() + _MASK_EPS)
 
 
 class CrossScaleConsistency(nn.Module):
     """High->middle plus low->middle disparity consistency (see the module docstring for the mapping)."""
+
+    def __init__(self, low_mask: str = "sample") -> None:
+        super().__init__()
+        if low_mask not in LOW_MASKS:
+            raise ValueError(f"low_mask must be one of {LOW_MASKS}, got {low_mask!r}")
+        self.low_mask = low_mask
 
     def high_term(
         self, disp_middle: torch.Tensor, disp_high: torch.Tensor, high_size, high_offset, keep: torch.Tensor
@@ -68,7 +79,8 @@ class CrossScaleConsistency(nn.Module):
             pasted_w, pasted_h = (int(v) for v in low_size[i])
             block = disp_low[i : i + 1, :, :pasted_h, :pasted_w]
             mapped = F.interpolate(block, size=(height, width), mode="bilinear", align_corners=False)
-            total = total + _masked_error(disp_middle[i : i + 1], mapped, keep[i : i + 1])
+            weight = keep.sum(0, keepdim=True) if self.low_mask == "batch" else keep[i : i + 1]
+            total = total + _masked_error(disp_middle[i : i + 1], mapped, weight)
         return total / disp_middle.shape[0]
 
     def forward(

@@ -1,4 +1,4 @@
-"""Photometric error (SSIM + L1) and monodepth2's automasked min-reprojection (GUIDE section 2).
+"""Photometric error (SSIM + L1) and monodepth2's automasked min-reprojection (docs/methods.md).
 
 `photometric_error` dispatches between the PyTorch reference below and the fused Triton kernel in
 `depthcli.kernels.photometric_triton` (CUDA tensors, unless switched off by
@@ -21,13 +21,9 @@ from torch import nn
 
 from depthcli.errors import DepthcliError
 from depthcli.kernels import interpreter_enabled, triton_available
+from depthcli.kernels.photometric_constants import KERNEL_DTYPES, L1_WEIGHT, SSIM_C1, SSIM_C2, SSIM_WEIGHT
 
-SSIM_C1 = 0.01**2
-SSIM_C2 = 0.03**2
-SSIM_WEIGHT = 0.85
-L1_WEIGHT = 0.15
 DISABLE_ENV = "DEPTHCLI_DISABLE_TRITON"
-KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # the kernel computes in float32 either way
 
 _kernel_switch = True
 _use_compiled_reference = False
@@ -37,9 +33,9 @@ class SSIM(nn.Module):
     """Per-pixel SSIM dissimilarity `clamp((1 - ssim) / 2, 0, 1)` with 3x3 means after reflection padding.
 
     Same shape as the (B,C,H,W) inputs; monodepth2's definition (C1 = 0.01^2, C2 = 0.03^2). Each input
-    is padded once (padding commutes with the pixelwise products) and the 3x3 means are separable sums
-    of shifted slices: about 4x faster forward and backward on CPU than `avg_pool2d`, equal up to
-    float32 rounding.
+    is padded once (padding commutes with the pixelwise products) and the 3x3 means are sums of shifted
+    slices (`_window_mean`): 2-3x faster forward and backward on CPU than `avg_pool2d`, with the same
+    forward values bit for bit.
     """
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -55,25 +51,40 @@ class SSIM(nn.Module):
         return torch.clamp((1 - numerator / denominator) / 2, 0, 1)
 
 
-def _window_sum_mean(padded: torch.Tensor) -> torch.Tensor:
-    """Mean of every 3x3 window of a (..., H+2, W+2) tensor -> (..., H, W): three column sums, then three rows."""
+def _window_mean(padded: torch.Tensor) -> torch.Tensor:
+    """Mean of every 3x3 window of a (..., H+2, W+2) tensor -> (..., H, W).
+
+    The nine shifted slices are summed in raster order and divided by 9, as `avg_pool2d`'s CPU kernel
+    does, so the result is bit-identical to it (selection by the automask's minimum hinges on the last
+    bit of near-ties, and the official trainers use `avg_pool2d`); about 3x faster than it on CPU.
+    """
     height, width = padded.shape[-2] - 2, padded.shape[-1] - 2
-    rows = padded[..., :, :width] + padded[..., :, 1 : width + 1] + padded[..., :, 2:]
-    return (rows[..., :height, :] + rows[..., 1 : height + 1, :] + rows[..., 2:, :]) * (1.0 / 9.0)
+    total = padded[..., :height, :width].clone()
+    for row, col in _WINDOW_OFFSETS[1:]:
+        total.add_(padded[..., row : row + height, col : col + width])
+    return total.div_(9.0)
+
+
+_WINDOW_OFFSETS = tuple((row, col) for row in range(3) for col in range(3))
 
 
 class _Mean3x3(torch.autograd.Function):
-    """`_window_sum_mean` with its transpose as the backward: the gradient of a 3x3 window mean is the
-    3x3 window mean of the gradient zero-padded by 2. One pass instead of autograd's six slice
-    gradients (each a zero fill and a copy)."""
+    """`_window_mean` with its transpose as the backward: every input pixel gathers a ninth of the gradient
+    of each window that holds it (raster order, as `avg_pool2d`'s backward adds them). One pass over the
+    gradient instead of autograd's nine slice gradients (each a zero fill and a copy)."""
 
     @staticmethod
     def forward(ctx, padded: torch.Tensor) -> torch.Tensor:
-        return _window_sum_mean(padded)
+        return _window_mean(padded)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return _Mean3x3.apply(F.pad(grad, (2, 2, 2, 2)))
+        ninths = F.pad(grad / 9.0, (2, 2, 2, 2))
+        height, width = grad.shape[-2] + 2, grad.shape[-1] + 2
+        total = ninths[..., :height, :width].clone()
+        for row, col in _WINDOW_OFFSETS[1:]:
+            total.add_(ninths[..., row : row + height, col : col + width])
+        return total
 
 
 def _mean3x3(padded: torch.Tensor) -> torch.Tensor:

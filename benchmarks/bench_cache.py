@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -25,9 +24,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sidebyside import Side, alternate, load_line, ratios  # noqa: E402
+from sidebyside import Side, alternate, kitti_sample_root, load_line, ratios  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 DRIVE = "2011_09_26/2011_09_26_drive_0000_sync"
 SIZE = (640, 192)
 
@@ -106,8 +104,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=3, help="alternating cache/raw epochs per dataset size")
-    shared = Path(os.environ.get("DEPTHCLI_SHARED_DATA", REPO.parent / "shared" / "data"))
-    parser.add_argument("--kitti", type=Path, default=shared / "kitti_raw_mini")
+    parser.add_argument("--kitti", type=Path, default=kitti_sample_root(), help="KITTI raw root")
     parser.add_argument("--reader", nargs=4, metavar=("MODE", "PATH", "SPLIT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.reader:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -54,9 +53,8 @@ from depthcli.threads import configure_threads  # noqa: E402
 from depthcli.weights.release_import import import_to_checkpoint  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sidebyside import Side, alternate, load_line, machine_line, ratios  # noqa: E402
+from sidebyside import Side, alternate, kitti_sample_root, load_line, machine_line, ratios  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 DRIVE_IMAGES = "2011_09_26/2011_09_26_drive_0000_sync/image_02/data"
 MIN_DEPTH, MAX_DEPTH = 0.1, 100.0
 
@@ -164,8 +162,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="0: OMP_NUM_THREADS, else the idle cores")
-    shared = Path(os.environ.get("DEPTHCLI_SHARED_DATA", REPO.parent / "shared" / "data"))
-    parser.add_argument("--kitti", type=Path, default=shared / "kitti_raw_mini", help="KITTI raw root")
+    parser.add_argument("--kitti", type=Path, default=kitti_sample_root(), help="KITTI raw root")
     parser.add_argument("--monodepth2", default=None, help="folder of the unpacked monodepth2 wheel")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
     parser.add_argument("--size", type=parse_size, default=(640, 192), help="network input WxH")

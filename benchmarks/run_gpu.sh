@@ -10,9 +10,9 @@
 #
 # Needs the repo installed (pip install -e .). monodepth2's sides (its Trainer, its test_simple.py
 # loop) run when its code is importable: MONODEPTH2_DIR=<unpacked monodepth2==1.0.0 wheel>, or
-# `pip install --no-deps monodepth2==1.0.0`. The KITTI frames for inference come from
-# DEPTHCLI_SHARED_DATA/kitti_raw_mini (or pass KITTI=<raw root>). Results: a temporary folder of
-# JSON files, printed as one table at the end.
+# `pip install --no-deps monodepth2==1.0.0`. The KITTI frames for inference are the repo's real sample
+# (tests/data/kitti_raw_mini; KITTI=<raw root> for others). Results: a temporary folder of JSON files,
+# printed as one table at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,7 @@ device=cuda
 if [[ "${1:-}" == "--device" ]]; then
     device="${2:?--device takes cuda or cpu}"
 fi
-kitti="${KITTI:-${DEPTHCLI_SHARED_DATA:-../shared/data}/kitti_raw_mini}"
+kitti="${KITTI:-tests/data/kitti_raw_mini}"
 out="$(mktemp -d -t depthcli_gpu_XXXXXX)"
 
 if [[ "$device" == cuda ]]; then

@@ -3,6 +3,7 @@
 Other jobs share the cores, so absolute times drift by factors; a ratio is only meaningful when both
 sides ran under the same load. Each round times every side once in turn, each round gives its own
 ratio, and the median over rounds is what the benchmarks report (with every round's ratio printed).
+Also where the real KITTI sample the benchmarks read lives (`kitti_sample_root`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import platform
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -35,6 +37,13 @@ def machine_line(device: torch.device) -> str:
         f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
         f"{load_line()}"
     )
+
+
+def kitti_sample_root() -> Path:
+    """The real KITTI frames in tests/data (or under DEPTHCLI_SHARED_DATA, as the tests read them)."""
+    override = os.environ.get("DEPTHCLI_SHARED_DATA")
+    data = Path(override) if override else Path(__file__).resolve().parents[1] / "tests" / "data"
+    return data / "kitti_raw_mini"
 
 
 def load_line() -> str:

@@ -82,7 +82,7 @@ def test_help_states_the_drifted_defaults_right():
 
 def test_choice_lists_are_shown_and_completed():
     out = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "250"}).output
-    for choices in ("[off|bf16|fp16]", "[monodepth2|diffnet|radepth|nyu-resnet50]", "[selfsup|supervised]"):
+    for choices in ("[auto|off|bf16|fp16]", "[monodepth2|diffnet|radepth|nyu-resnet50]", "[selfsup|supervised]"):
         assert choices in out
     assert "[grmc|moco]" in CliRunner().invoke(app, ["pretrain", "--help"], env={"COLUMNS": "250"}).output
     completion = {"_DEPTHCLI_COMPLETE": "complete_bash", "COMP_WORDS": "depthcli train --preset r", "COMP_CWORD": "3"}

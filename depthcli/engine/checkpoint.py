@@ -8,8 +8,7 @@ unpickles code; every way a file can be wrong becomes one DepthcliError line nam
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +43,10 @@ def load_checkpoint(path: str | os.PathLike, expected_kind: str | None = None) -
     if not path.is_file():
         raise DepthcliError(f"checkpoint {path} does not exist (or is not a file); check the path")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as exc:
+        with warnings.catch_warnings():  # torch warns about a raw pickle's protocol before refusing it
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # foreign or damaged bytes surface as many types (IndexError, UnpicklingError, ...)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DepthcliError(
             f"checkpoint {path} cannot be read ({reason[:160]}); it is truncated, corrupted or not a "

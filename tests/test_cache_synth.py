@@ -8,7 +8,8 @@ import torch
 from conftest import SYNTHETIC_KITTI_SIZE
 
 from depthcli.data import kitti
-from depthcli.data.cache import build_cache, cache_info, verify_cache
+from depthcli.data.cache import build_cache
+from depthcli.data.cache_format import cache_info, verify_cache
 from depthcli.data.datasets import CachedKittiDataset, CachedNyuDataset
 from depthcli.data.images import read_rgb
 from depthcli.synth.kitti_world import intrinsics_for, make_rig

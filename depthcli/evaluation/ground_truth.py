@@ -25,6 +25,7 @@ import h5py
 import numpy as np
 
 from depthcli.data import kitti, nyu
+from depthcli.data.cache_format import open_cache, read_entry
 from depthcli.data.images import read_depth_png, read_rgb
 from depthcli.errors import DepthcliError
 
@@ -155,7 +156,7 @@ def nyu_eval_set(root: str | os.PathLike, split: str | os.PathLike | None = None
 
 
 class _CacheReader:
-    """Lazy reader of a full-size eval cache (`depthcli.data.cache` layout, format version 1).
+    """Lazy reader of a full-size eval cache (layout in `depthcli.data.cache_format`).
 
     The HDF5 handle opens on first use, never before, so an EvalSet can cross a fork unopened.
     """
@@ -170,8 +171,7 @@ class _CacheReader:
         return self._handle
 
     def frame(self, index: int) -> np.ndarray:
-        height, width = self.file()["frames/hw"][index]
-        return self.file()["frames/rgb"][index, :height, :width]
+        return read_entry(self.file(), self.path, "frames/rgb", index, self.file()["frames/hw"][index])
 
 
 def is_cache(data: str | os.PathLike) -> bool:
@@ -185,35 +185,28 @@ def cache_eval_set(path: str | os.PathLike, split: str | os.PathLike | None, pro
     from (same content). NYU caches use their `test` split, or `split` as for `nyu_eval_set`.
     """
     path = Path(path)
-    try:
-        with h5py.File(path, "r") as handle:
-            attrs = dict(handle.attrs)
-            dataset, mode = attrs.get("dataset"), attrs.get("mode")
-            if attrs.get("format") != "depthcli-cache" or not attrs.get("complete"):
-                raise DepthcliError(
-                    f"{path} is not a complete depthcli cache; (re)build it with `depthcli cache build`"
+    with open_cache(path) as handle:  # checked: version, checksum over every table used below, layout
+        attrs = dict(handle.attrs)
+        dataset, mode = attrs.get("dataset"), attrs.get("mode")
+        if mode != "eval":
+            raise DepthcliError(
+                f"cache {path} was built at {attrs.get('size')}; eval needs a full-size cache (no --size)"
+            )
+        if dataset == "kitti":
+            names = [
+                f"{folder} {frame} {side}"
+                for folder, frame, side in zip(
+                    handle["samples/folder"].asstr()[()],
+                    handle["samples/frame_index"][()],
+                    handle["samples/side"].asstr()[()],
+                    strict=True,
                 )
-            if mode != "eval":
-                raise DepthcliError(
-                    f"cache {path} was built at {attrs.get('size')}; eval needs a full-size cache (no --size)"
-                )
-            if dataset == "kitti":
-                names = [
-                    f"{folder} {frame} {side}"
-                    for folder, frame, side in zip(
-                        handle["samples/folder"].asstr()[()],
-                        handle["samples/frame_index"][()],
-                        handle["samples/side"].asstr()[()],
-                        strict=True,
-                    )
-                ]
-                frame_ids = handle["samples/frames"][:, 0]
-                gt_hw = handle["samples/gt_hw"][()]
-            else:
-                n_frames = handle["frames/rgb"].shape[0]
-                tables = {name: handle["split"][name][()] for name in handle.get("split", {})}
-    except OSError as exc:
-        raise DepthcliError(f"cache {path} cannot be opened ({exc}); it is truncated or not HDF5: rebuild it") from None
+            ]
+            frame_ids = handle["samples/frames"][:, 0]
+            gt_hw = handle["samples/gt_hw"][()]
+        else:
+            n_frames = handle["frames/rgb"].shape[0]
+            tables = {name: handle["split"][name][()] for name in handle.get("split", {})}
     reader = _CacheReader(path)
     if dataset == "kitti":
         if protocol == "nyu":
@@ -230,8 +223,7 @@ def cache_eval_set(path: str | os.PathLike, split: str | os.PathLike | None, pro
             )
 
         def load_gt(i: int) -> np.ndarray:
-            height, width = gt_hw[i]
-            return reader.file()["samples/depth_gt"][i, :height, :width]
+            return read_entry(reader.file(), path, "samples/depth_gt", i, gt_hw[i])
 
         return EvalSet(names, str(path), load_gt, lambda i: reader.frame(int(frame_ids[i])))
     if protocol != "nyu":
@@ -245,8 +237,8 @@ def cache_eval_set(path: str | os.PathLike, split: str | os.PathLike | None, pro
     indices = [int(i) for i in indices]
 
     def load_depth(i: int) -> np.ndarray:
-        height, width = reader.file()["frames/hw"][indices[i]]
-        return reader.file()["frames/depth"][indices[i], :height, :width]
+        frame = indices[i]
+        return read_entry(reader.file(), path, "frames/depth", frame, reader.file()["frames/hw"][frame])
 
     return EvalSet([f"nyu {i}" for i in indices], where, load_depth, lambda i: reader.frame(indices[i]))
 

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from depthcli.errors import DepthcliError, out_of_memory_as_error
+
 
 def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize a (B,3,H,W) batch to `size` = (W,H).
@@ -71,15 +73,31 @@ def run_depth_net(
     device = model_device(model)
     chunk = batch_size or max(len(images), 1)
     outputs = []
-    for start in range(0, len(images), chunk):
-        batch = resize_images(images[start : start + chunk].to(device, torch.float32), size)
-        if post_process:
-            both = model(torch.cat([batch, torch.flip(batch, dims=[-1])]))[("disp", 0)].float()
-            disp, disp_flipped = both.split(len(batch))
-            outputs.append(post_process_disparity(disp, torch.flip(disp_flipped, dims=[-1])))
-        else:
-            outputs.append(model(batch)[("disp", 0)].float())
+    what = f"run the depth net on {min(chunk, len(images))} image(s) at {size[0]}x{size[1]} on {device}"
+    with out_of_memory_as_error(what, "use a smaller size or batch size"):
+        for start in range(0, len(images), chunk):
+            batch = resize_images(images[start : start + chunk].to(device, torch.float32), size)
+            if post_process:
+                both = model(torch.cat([batch, torch.flip(batch, dims=[-1])]))[("disp", 0)].float()
+                disp, disp_flipped = both.split(len(batch))
+                outputs.append(post_process_disparity(disp, torch.flip(disp_flipped, dims=[-1])))
+            else:
+                outputs.append(model(batch)[("disp", 0)].float())
     return torch.cat(outputs)
+
+
+def refuse_nonfinite_weights(model: nn.Module, source: str) -> None:
+    """A net whose weights hold NaN or inf (a diverged run) predicts NaN everywhere: say so before using it.
+
+    Otherwise eval would print NaN metrics with exit status 0 and predict would write meaningless images.
+    """
+    weights = model.state_dict().items()
+    bad = [name for name, tensor in weights if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if bad:
+        raise DepthcliError(
+            f"checkpoint {source}: {len(bad)} weight tensor(s) hold NaN or inf (first: {bad[0]}), so every "
+            "prediction would be NaN; the run diverged: use an earlier checkpoint"
+        )
 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:

@@ -7,8 +7,8 @@ names; unreadable inputs are collected and reported, never allowed to stop the g
 
 from __future__ import annotations
 
-import glob
 import io
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -24,8 +24,9 @@ from depthcli.data.images import read_rgb
 from depthcli.engine.checkpoint import load_depth_model
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth
-from depthcli.inference import image_to_tensor, resize_images, run_depth_net
+from depthcli.inference import image_to_tensor, refuse_nonfinite_weights, resize_images, run_depth_net
 from depthcli.nets import check_input_size
+from depthcli.paths import GLOB_CHARS, check_input_file, glob_paths, refuse_output_overwriting_inputs
 from depthcli.visualize import colorize_disparity, colormap_lut
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
@@ -35,7 +36,6 @@ OUTPUT_SUFFIXES = {"png": "_disp.png", "npy": "_disp.npy", "depth16": "_depth.pn
 DEFAULT_SAVE = ("png", "npy")
 # 16-bit depth PNGs store metres x 256 (the KITTI depth benchmark convention): 1/256 m steps, max 255.99 m.
 DEPTH16_SCALE = 256.0
-_GLOB_CHARS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
@@ -132,15 +132,15 @@ def plan_inputs(
 def _expand_input(text: str, recursive: bool, exclude: Path | None) -> list[tuple[Path, PurePosixPath]]:
     """One INPUT -> (file, output-relative path) pairs; folders keep their inner structure."""
     path = Path(text)
-    if not path.exists() and _GLOB_CHARS & set(text):
-        matches = sorted(glob.glob(text, recursive=True))
+    if not path.exists() and GLOB_CHARS & set(text):
+        matches = glob_paths(text)
         if not matches:
             raise DepthcliError(f"input pattern {text!r} matches nothing; check the quoting and the path")
-        return [pair for match in matches for pair in _expand_input(match, recursive, exclude)]
-    if path.is_file():
-        return [(path, PurePosixPath(path.name))]
+        return [pair for match in matches for pair in _expand_input(str(match), recursive, exclude)]
     if not path.is_dir():
-        raise DepthcliError(f"input {text} does not exist; give image files, folders, globs or videos")
+        check_input_file(path, "input", "give image files, folders, globs or videos")
+        return [(path, PurePosixPath(path.name))]
+    # `**` never enters symlinked folders (a link back up the tree would never end), as in `glob_paths`
     pattern = "**/*" if recursive else "*"
     excluded = exclude.resolve() if exclude is not None else None
     files = []
@@ -193,6 +193,8 @@ def output_paths(frame: InputFrame, out_dir: Path, save: Sequence[str]) -> dict[
 
 def ensure_writable(out_dir: Path) -> None:
     """Fail before any work when the output folder cannot be created or written."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DepthcliError(f"--out {out_dir} is a file; predict writes into a folder: choose another --out")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out_dir):
@@ -347,8 +349,8 @@ def predict(
     out_dir = Path(out_dir)
     if batch_size < 1:
         raise DepthcliError(f"--batch-size {batch_size}: must be 1 or more")
-    if scale_factor is not None and not scale_factor > 0:
-        raise DepthcliError(f"--scale-factor {scale_factor}: must be positive")
+    if scale_factor is not None and not (math.isfinite(scale_factor) and scale_factor > 0):
+        raise DepthcliError(f"--scale-factor {scale_factor}: must be a positive finite number")
     kinds = parse_save(None if save is None else ",".join(save), scale_factor)
     if "png" in kinds:
         colormap_lut(colormap)  # an unknown colormap fails now, not once per image
@@ -356,9 +358,14 @@ def predict(
         check_input_size(*size)
     torch_device = resolve_device(device)
     frames, failures = plan_inputs(inputs, recursive=recursive, every=every, exclude=out_dir)
+    refuse_output_overwriting_inputs(
+        [("output", path) for frame in frames for path in output_paths(frame, out_dir, kinds).values()],
+        [("--checkpoint", checkpoint), *(("input", frame.source) for frame in frames)],
+    )
     if not overwrite:
         check_existing(frames, out_dir, kinds)
     model, config = load_depth_model(checkpoint, device=torch_device)
+    refuse_nonfinite_weights(model, str(checkpoint))
     ensure_writable(out_dir)
     options = PredictOptions(
         size=tuple(size) if size is not None else tuple(config["size"]),

@@ -15,6 +15,11 @@ RESOLUTION_LADDER: tuple[tuple[int, int], ...] = (
     (1024, 320),
 )
 
+# Larger than any image a depth net is run on (8K video is 7680x4320): a typo such as 99999x99999
+# would otherwise ask for hundreds of GB before failing somewhere deep in torch or OpenCV.
+MAX_SIDE = 8192
+MAX_PIXELS = 8192 * 4096
+
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
@@ -32,12 +37,24 @@ def parse_size(text: str, multiple: int = 32) -> tuple[int, int]:
     if not match:
         raise DepthcliError(f"size {text!r} is not of the form WIDTHxHEIGHT (for example 640x192)")
     width, height = int(match.group(1)), int(match.group(2))
+    if multiple == 1 and (width <= 0 or height <= 0):
+        raise DepthcliError(f"size {text!r}: width and height must be positive")
     if width <= 0 or height <= 0 or width % multiple or height % multiple:
         raise DepthcliError(
             f"size {text!r}: width and height must be positive multiples of {multiple} "
             f"(nearest: {format_size((_round_up(width, multiple), _round_up(height, multiple)))})"
         )
+    check_size_bounds(width, height)
     return width, height
+
+
+def check_size_bounds(width: int, height: int, what: str = "size") -> None:
+    """Refuse sizes no run can need (see MAX_SIDE / MAX_PIXELS), before anything is allocated."""
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise DepthcliError(
+            f"{what} {format_size((width, height))} is too large: depthcli handles at most {MAX_SIDE} pixels per "
+            f"side and {MAX_PIXELS / 1e6:.1f} megapixels; choose a smaller size"
+        )
 
 
 def parse_resolutions(text: str) -> list[tuple[int, int]]:

@@ -28,8 +28,10 @@ from torch import Tensor, nn
 
 from depthcli.engine.checkpoint import save_checkpoint
 from depthcli.errors import DepthcliError
+from depthcli.paths import refuse_output_overwriting_inputs
 
 PROJECTS = ("monodepth2", "diffnet", "radepth")
+RELEASE_FILES = ("encoder.pth", "depth.pth", "pose_encoder.pth", "pose.pth")  # what `--out` must not replace
 # Projects whose released parameter layout has been mapped and verified against a re-creation.
 SUPPORTED_PROJECTS = ("monodepth2",)
 # Non-tensor entries the reference trainers store next to the encoder weights.
@@ -168,5 +170,7 @@ def import_to_checkpoint(
     project: str, src_dir: str | os.PathLike, out: str | os.PathLike
 ) -> tuple[Path, dict[str, Any]]:
     """`import_reference_weights` + atomic save; returns (checkpoint path, payload)."""
+    release = [(f"release file {name}", Path(src_dir) / name) for name in RELEASE_FILES]
+    refuse_output_overwriting_inputs([("--out", out)], release)
     payload = import_reference_weights(project, src_dir)
     return save_checkpoint(out, payload), payload

@@ -6,6 +6,7 @@ stays fast.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -137,8 +138,8 @@ def eval_command(
     check_choice(protocol, PROTOCOL_NAMES, "--protocol")
     check_choice(pred_type, PRED_TYPES, "--pred-type")
     check_choice(ext, ("png", "jpg"), "--ext")
-    if scale_factor <= 0:
-        raise DepthcliError(f"--scale-factor {scale_factor} must be positive")
+    if not (math.isfinite(scale_factor) and scale_factor > 0):
+        raise DepthcliError(f"--scale-factor {scale_factor} must be a positive finite number")
     sizes = parse_resolutions(resolutions) if resolutions is not None else None
     if predictions is not None and (sizes is not None or post_process):
         raise DepthcliError("--resolutions and --post-process apply to --checkpoint; predictions are used as given")
@@ -156,8 +157,10 @@ def eval_command(
         title = f"{protocol}: {predictions}"
     else:
         from depthcli.engine.checkpoint import load_depth_model
+        from depthcli.inference import refuse_nonfinite_weights
 
         model, config = load_depth_model(checkpoint, device or default_device())
+        refuse_nonfinite_weights(model, str(checkpoint))
         if sizes is None:
             sizes = parse_resolutions("{}x{}".format(*config["size"]))
         with progress_bar(f"eval {checkpoint.name}") as progress:

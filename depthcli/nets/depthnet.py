@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from depthcli.errors import DepthcliError
-from depthcli.sizes import format_size
+from depthcli.sizes import check_size_bounds, format_size
 
 # Five stride-2 stages: sides must divide by 2**5 for the decoder's upsampling to land on the input size,
 # and give at least 2 pixels at the deepest stage, which the decoders' reflection padding needs.
@@ -14,8 +14,10 @@ MIN_SIDE = 2 * SIZE_MULTIPLE
 
 
 def check_input_size(width: int, height: int) -> None:
-    """DepthcliError naming the size and the nearest valid sizes unless both sides are multiples of 32, >= 64."""
+    """DepthcliError naming the size and the nearest valid sizes unless both sides are multiples of 32, >= 64
+    (and within `depthcli.sizes.check_size_bounds`)."""
     if width % SIZE_MULTIPLE == 0 and height % SIZE_MULTIPLE == 0 and min(width, height) >= MIN_SIDE:
+        check_size_bounds(width, height, "input size")
         return
 
     def around(value: int) -> list[int]:

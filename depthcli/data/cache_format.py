@@ -229,6 +229,20 @@ def _check_layout(handle: h5py.File, path: Path) -> None:
             _dataset(handle, path, name, (n_samples,), "iub")
 
 
+def reopen_cache(path: str | os.PathLike) -> h5py.File:
+    """A reader's own handle on a cache `open_cache` already checked (e.g. in a DataLoader worker).
+
+    The file may have been cut or replaced since: failing to open it is one line, not an h5py traceback.
+    """
+    try:
+        return h5py.File(path, "r")
+    except Exception as exc:
+        raise DepthcliError(
+            f"cache {path} cannot be opened any more ({_reason(exc)}); was it replaced or cut while in use? "
+            f"Run `depthcli cache verify {path}`"
+        ) from None
+
+
 def read_entry(handle: h5py.File, path: str | os.PathLike, name: str, index: int, hw=None) -> np.ndarray:
     """Entry `index` of the entry dataset `name`, cropped to `hw` = (height, width) when given.
 

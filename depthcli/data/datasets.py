@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from depthcli.data.augment import augment_sample
-from depthcli.data.cache_format import open_cache, read_entry
+from depthcli.data.cache_format import open_cache, read_entry, reopen_cache
 from depthcli.data.kitti import monodepth2_pixel_intrinsics
 from depthcli.errors import DepthcliError
 from depthcli.geometry import intrinsics_from_normalised
@@ -49,7 +49,7 @@ class _CachedDataset(Dataset):
 
     def _file(self) -> h5py.File:
         if self._handle is None or self._handle_pid != os.getpid():
-            self._handle = h5py.File(self.path, "r")
+            self._handle = reopen_cache(self.path)
             self._handle_pid = os.getpid()
         return self._handle
 

@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 
 from depthcli.atomic import atomic_path
 from depthcli.data.augment import JitterParams, apply_jitter
-from depthcli.data.cache_format import open_cache, read_entry
+from depthcli.data.cache_format import open_cache, read_entry, reopen_cache
 from depthcli.data.images import read_rgb
 from depthcli.errors import DepthcliError
 from depthcli.gradient_field import gradient_field
@@ -64,7 +64,7 @@ class _CacheImages:
 
     def __getitem__(self, index: int) -> np.ndarray:
         if self._handle is None or self._pid != os.getpid():  # one handle per (forked) process
-            self._handle, self._pid = h5py.File(self.path, "r"), os.getpid()
+            self._handle, self._pid = reopen_cache(self.path), os.getpid()
         frame = int(self.frames[index])
         return read_entry(self._handle, self.path, "frames/rgb", frame, self.hw[frame])
 

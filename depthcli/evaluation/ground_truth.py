@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 
 from depthcli.data import kitti, nyu
-from depthcli.data.cache_format import open_cache, read_entry
+from depthcli.data.cache_format import open_cache, read_entry, reopen_cache
 from depthcli.data.images import read_depth_png, read_rgb
 from depthcli.errors import DepthcliError
 
@@ -167,7 +167,7 @@ class _CacheReader:
 
     def file(self) -> h5py.File:
         if self._handle is None:
-            self._handle = h5py.File(self.path, "r")
+            self._handle = reopen_cache(self.path)
         return self._handle
 
     def frame(self, index: int) -> np.ndarray:

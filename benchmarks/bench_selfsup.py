@@ -113,7 +113,7 @@ def quality(
     small: bool = False,
 ):
     from depthcli.engine.checkpoint import load_depth_model
-    from depthcli.evaluation.evaluate import evaluate_model, evaluate_predictions
+    from depthcli.evaluation.evaluate import EvalOptions, evaluate_model, evaluate_predictions
     from depthcli.evaluation.ground_truth import open_eval_set
     from depthcli.synth import synth_kitti
 
@@ -139,7 +139,7 @@ def quality(
         table[preset] = {"steps": result.steps, "minutes": (time.monotonic() - start) / 60,
                          "trained": trained, "untrained": untrained}  # fmt: skip
     constant = [np.ones(size[::-1], dtype=np.float32) for _ in range(len(eval_set))]
-    table["baseline"] = evaluate_predictions(constant, eval_set, pred_type="depth").summary()
+    table["baseline"] = evaluate_predictions(constant, eval_set, EvalOptions(pred_type="depth")).summary()
     print(json.dumps(table, indent=2))
     baseline = table["baseline"]["abs_rel"]
     for preset in presets:

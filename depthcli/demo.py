@@ -183,7 +183,7 @@ def _evaluate(
 ) -> dict:
     from depthcli.engine.checkpoint import load_depth_model
     from depthcli.engine.selfsup import SelfSupTask
-    from depthcli.evaluation.evaluate import evaluate_model, evaluate_predictions
+    from depthcli.evaluation.evaluate import EvalOptions, evaluate_model, evaluate_predictions
     from depthcli.evaluation.ground_truth import open_eval_set
 
     log(f"eval: KITTI Eigen protocol (median scaling) on the held-out drive ({eval_cache})")
@@ -198,7 +198,7 @@ def _evaluate(
     mean_depth = _mean_training_depth(world)
     gt_shapes = [eval_set.load_gt(i).shape for i in range(len(eval_set))]
     constant = [np.full(shape, mean_depth, np.float32) for shape in gt_shapes]
-    baseline = evaluate_predictions(constant, eval_set, "kitti-eigen", pred_type="depth", median_scaling=True)
+    baseline = evaluate_predictions(constant, eval_set, EvalOptions(pred_type="depth", median_scaling=True))
     rows["baseline"] = {**baseline.summary(), "constant_depth_m": mean_depth}
     rows["settings"] = {
         key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(settings).items()

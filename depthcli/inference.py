@@ -5,12 +5,20 @@ Shared by `depthcli eval`, `sweep` and `predict`, so that every command sees the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from depthcli.data.images import resize_rgb_lanczos
 from depthcli.errors import DepthcliError, out_of_memory_as_error
+
+# How frames reach the network size: "torch" = bilinear with antialiasing on the float tensor (the default);
+# "pil-lanczos" = PIL's Lanczos on the uint8 image, then /255, as monodepth2's test_simple.py and its
+# evaluation loader (torchvision Resize with ANTIALIAS) do, so that released weights reproduce their outputs.
+IMAGE_RESIZES = ("torch", "pil-lanczos")
 
 
 def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -103,3 +111,13 @@ def refuse_nonfinite_weights(model: nn.Module, source: str) -> None:
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 HxWx3 RGB -> float32 (3,H,W) in [0,1]."""
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+
+
+def images_to_batch(images: Sequence[np.ndarray], size: tuple[int, int], mode: str = "torch") -> torch.Tensor:
+    """uint8 HxWx3 RGB frames of any sizes -> one (B,3,h,w) float batch at network `size` = (W,H).
+
+    Resized one by one (KITTI drives differ by a few pixels, so full-size frames do not stack).
+    """
+    if mode == "pil-lanczos":
+        return torch.stack([image_to_tensor(resize_rgb_lanczos(image, size)) for image in images])
+    return torch.cat([resize_images(image_to_tensor(image)[None], size) for image in images])

@@ -1,7 +1,8 @@
 """Run a trained depth net over images, folders, globs and videos and write what users look at.
 
-Per frame: a colour-mapped disparity PNG at the input's own size, the raw sigmoid disparity `.npy`
-at network resolution, and optionally metric depth as a 16-bit PNG. Output names mirror input
+Per frame: a colour-mapped disparity PNG at the input's own size, monodepth2's scaled disparity `.npy`
+at network resolution (what its test_simple.py and `--save_pred_disps` save, and what `depthcli eval
+--predictions` reads), and optionally metric depth as a 16-bit PNG. Output names mirror input
 names; unreadable inputs are collected and reported, never allowed to stop the good ones.
 """
 
@@ -24,7 +25,7 @@ from depthcli.data.images import read_rgb
 from depthcli.engine.checkpoint import load_depth_model
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth
-from depthcli.inference import image_to_tensor, refuse_nonfinite_weights, resize_images, run_depth_net
+from depthcli.inference import IMAGE_RESIZES, images_to_batch, refuse_nonfinite_weights, run_depth_net
 from depthcli.nets import check_input_size
 from depthcli.paths import GLOB_CHARS, check_input_file, glob_paths, refuse_output_overwriting_inputs
 from depthcli.visualize import colorize_disparity, colormap_lut
@@ -62,6 +63,7 @@ class PredictOptions:
     scale_factor: float | None = None
     min_depth: float = 0.1
     max_depth: float = 100.0
+    image_resize: str = "torch"  # depthcli.inference.IMAGE_RESIZES
 
 
 @dataclass
@@ -91,13 +93,18 @@ def parse_save(text: str | None, scale_factor: float | None) -> tuple[str, ...]:
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when present; asking for CUDA without it is a user error, not a crash."""
+    """`auto` picks CUDA when present; `cuda:N` picks a GPU; asking for a missing GPU is a user error, not a crash."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DepthcliError("--device cuda: no CUDA device is available; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise DepthcliError(f"--device {name!r}: choose auto, cpu or cuda")
+    kind, colon, number = name.partition(":")
+    if kind not in ("cpu", "cuda") or (colon and (kind != "cuda" or not number.isdigit())):
+        raise DepthcliError(f"--device {name!r}: choose auto, cpu, cuda or cuda:N")
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise DepthcliError(f"--device {name}: no CUDA device is available; use --device cpu or auto")
+        if number and int(number) >= count:
+            raise DepthcliError(f"--device {name}: only {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
     return torch.device(name)
 
 
@@ -127,6 +134,23 @@ def plan_inputs(
                 frames.append(InputFrame(path, None, rel.with_suffix("")))
     _check_unique_stems(frames)
     return frames, failures
+
+
+def plan_split(inputs: Sequence[str | os.PathLike], split: str | os.PathLike) -> list[InputFrame]:
+    """The frames of a KITTI split under the one INPUT root, with outputs named like the images inside it
+    (DATE/DRIVE/image_02/data/FRAME_*), the layout `depthcli eval --predictions FOLDER` reads."""
+    from depthcli.data.kitti import check_kitti_root, image_path
+    from depthcli.data.standard_splits import read_split_argument
+
+    if len(inputs) != 1:
+        raise DepthcliError("--split takes exactly one INPUT: the KITTI raw root the split's frames are under")
+    root = check_kitti_root(inputs[0])
+    frames = []
+    for entry in read_split_argument(split)[0]:
+        path = image_path(root, entry.folder, entry.frame_index, entry.side, "png")
+        path = path if path.is_file() or not path.with_suffix(".jpg").is_file() else path.with_suffix(".jpg")
+        frames.append(InputFrame(path, None, PurePosixPath(path.relative_to(root).with_suffix("").as_posix())))
+    return frames
 
 
 def _expand_input(text: str, recursive: bool, exclude: Path | None) -> list[tuple[Path, PurePosixPath]]:
@@ -270,7 +294,7 @@ def predict_frames(
         if not batch:
             return
         # resized one by one (sizes may differ) exactly as `eval` resizes, then run as one batch
-        tensor = torch.cat([resize_images(image_to_tensor(rgb)[None], options.size) for _, rgb in batch])
+        tensor = images_to_batch([rgb for _, rgb in batch], options.size, options.image_resize)
         disps = run_depth_net(model, tensor, options.size)
         disps = disps[:, 0].float().cpu().numpy()
         for (frame, rgb), disp in zip(batch, disps, strict=True):
@@ -303,9 +327,10 @@ def write_outputs(
     disp = np.ascontiguousarray(disp, dtype=np.float32)
     full = cv2.resize(disp, (width, height), interpolation=cv2.INTER_LINEAR)
     for kind, path in paths.items():
-        if kind == "npy":
+        if kind == "npy":  # monodepth2's scaled disparity, 1/max_depth .. 1/min_depth, at network size
+            scaled, _ = disp_to_depth(disp, options.min_depth, options.max_depth)
             buffer = io.BytesIO()
-            np.save(buffer, disp)
+            np.save(buffer, np.asarray(scaled, dtype=np.float32))
             atomic_write_bytes(path, buffer.getvalue())
         elif kind == "png":
             rgb = colorize_disparity(full, options.colormap)
@@ -338,13 +363,16 @@ def predict(
     recursive: bool = False,
     every: int = 1,
     overwrite: bool = False,
+    image_resize: str = "torch",
+    split: str | os.PathLike | None = None,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> PredictResult:
     """The whole job, as `depthcli predict` runs it. Every check happens before the first prediction.
 
     `size` defaults to the checkpoint's training size; `on_start(total)` is called once the inputs
-    are planned (total = frames + inputs that already failed).
+    are planned (total = frames + inputs that already failed). With `split`, the one input is a KITTI
+    root and the split's frames are predicted (`plan_split`).
     """
     out_dir = Path(out_dir)
     if batch_size < 1:
@@ -356,8 +384,13 @@ def predict(
         colormap_lut(colormap)  # an unknown colormap fails now, not once per image
     if size is not None:
         check_input_size(*size)
+    if image_resize not in IMAGE_RESIZES:
+        raise DepthcliError(f"--image-resize {image_resize!r}: choose one of {', '.join(IMAGE_RESIZES)}")
     torch_device = resolve_device(device)
-    frames, failures = plan_inputs(inputs, recursive=recursive, every=every, exclude=out_dir)
+    if split is not None:
+        frames, failures = plan_split(inputs, split), []
+    else:
+        frames, failures = plan_inputs(inputs, recursive=recursive, every=every, exclude=out_dir)
     refuse_output_overwriting_inputs(
         [("output", path) for frame in frames for path in output_paths(frame, out_dir, kinds).values()],
         [("--checkpoint", checkpoint), *(("input", frame.source) for frame in frames)],
@@ -375,6 +408,7 @@ def predict(
         scale_factor=scale_factor,
         min_depth=float(config["min_depth"]),
         max_depth=float(config["max_depth"]),
+        image_resize=image_resize,
     )
     if on_start is not None:
         on_start(len(frames) + len(failures))

@@ -24,7 +24,8 @@ from depthcli.data.cache_format import cache_info, open_cache, verify_cache
 from depthcli.data.datasets import CachedKittiDataset, CachedNyuDataset
 from depthcli.data.pretrain_views import open_image_source
 from depthcli.errors import DepthcliError
-from depthcli.evaluation.ground_truth import cache_eval_set
+from depthcli.evaluation.eval_cache import cache_eval_set
+from depthcli.evaluation.protocols import get_protocol
 from depthcli.locks import lock_path_for
 
 FUZZ_EXAMPLES = 25  # per cache kind, a few seconds in all; the slow run below tries many more
@@ -170,7 +171,7 @@ READERS = {
     "info": cache_info,
     "kitti dataset": lambda p: CachedKittiDataset(p, frame_ids=(0,)),
     "nyu dataset": lambda p: CachedNyuDataset(p, split="all"),
-    "eval": lambda p: cache_eval_set(p, None, "kitti-eigen"),
+    "eval": lambda p: cache_eval_set(p, None, get_protocol("kitti-eigen")),
     "pretrain": lambda p: open_image_source(p, "kitti"),
 }
 
@@ -240,7 +241,7 @@ def _read_everything(path, kind: str) -> tuple[dict, list]:
     dataset = CachedKittiDataset(path, frame_ids=frame_ids)
     arrays = [_arrays(dataset[i]) for i in range(len(dataset))]
     if kind == "kitti-eval":
-        eval_set = cache_eval_set(path, None, "kitti-eigen")
+        eval_set = cache_eval_set(path, None, get_protocol("kitti-eigen"))
         arrays += [{"name": np.array(eval_set.names), "gt": eval_set.load_gt(0), "rgb": eval_set.load_image(0)}]
     return info, arrays
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from depthcli.cli import eval as eval_cli
+from depthcli.cli import common as common_cli
 from depthcli.cli import weights as weights_cli
-from depthcli.evaluation.protocols import PRED_TYPES, PROTOCOLS
+from depthcli.evaluation import ground_truth, protocols, reporting
+from depthcli.inference import IMAGE_RESIZES
 from depthcli.weights_import import PROJECTS
 
 # What a bare `import depthcli.cli.app` (and so every `--help`) must not pull in.
@@ -31,6 +32,7 @@ HEAVY_MODULES = (
 HELP_ARGS = (
     ["--help"],
     ["eval", "--help"],
+    ["data", "check", "kitti", "--help"],
     ["sweep", "--help"],
     ["predict", "--help"],
     ["models", "--help"],
@@ -67,6 +69,14 @@ def test_help_of_every_command_loads_no_science():
 
 def test_option_choices_kept_in_the_cli_match_the_science():
     """The CLI lists these in --help without importing the science; they must not drift apart."""
-    assert eval_cli.PROTOCOL_NAMES == tuple(PROTOCOLS)
-    assert eval_cli.PRED_TYPES == PRED_TYPES
+    assert common_cli.PROTOCOL_NAMES == tuple(protocols.PROTOCOLS)
+    assert common_cli.PRED_TYPES == protocols.PRED_TYPES
+    assert common_cli.GT_SOURCES == protocols.GT_SOURCES
+    assert common_cli.GT_DEPTHS == protocols.GT_DEPTHS
+    assert common_cli.CROPS == protocols.CROPS
+    assert common_cli.SQ_REL_FORMULAS == protocols.SQ_REL_FORMULAS
+    assert common_cli.RESIZE_MODES == protocols.RESIZE_MODES
+    assert common_cli.FRAME_FORMATS == ground_truth.FRAME_FORMATS
+    assert common_cli.IMAGE_RESIZES == IMAGE_RESIZES
+    assert common_cli.TABLE_FORMATS == reporting.TABLE_FORMATS
     assert weights_cli.PROJECT_NAMES == PROJECTS

@@ -20,6 +20,12 @@ from depthcli.cli.app import main
 from depthcli.evaluation.ground_truth import open_eval_set
 
 KITTI_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
+# monodepth2's evaluate_depth.py on the Eigen split, switch by switch (median scaling and factor vary by test)
+LEGACY_VARIANT = {
+    "preset": "kitti-eigen", "dataset": "kitti", "gt": "velodyne", "gt_depth": "velo-x", "crop": "garg",
+    "min_depth": 1e-3, "max_depth": 80.0, "cap_gt": True, "sq_rel": "legacy", "resize": "disp-cv2",
+    "median_scaling": True, "scale_factor": 1.0,
+}  # fmt: skip
 
 
 def run_cli(monkeypatch, *args: str) -> int:
@@ -43,8 +49,8 @@ def ref_read_calib(path: Path) -> dict:
     return data
 
 
-def ref_velodyne_gt(root: Path, folder: str, frame: int) -> np.ndarray:
-    """monodepth2 generate_depth_map(cam=2, vel_depth=True), written out step by step."""
+def ref_velodyne_gt(root: Path, folder: str, frame: int, vel_depth: bool = True) -> np.ndarray:
+    """monodepth2 generate_depth_map(cam=2, vel_depth), written out step by step."""
     calib_dir = root / folder.split("/")[0]
     cam2cam = ref_read_calib(calib_dir / "calib_cam_to_cam.txt")
     velo2cam = ref_read_calib(calib_dir / "calib_velo_to_cam.txt")
@@ -60,7 +66,8 @@ def ref_velodyne_gt(root: Path, folder: str, frame: int) -> np.ndarray:
     velo = velo[velo[:, 0] >= 0, :]
     pts = np.dot(p_velo2im, velo.T).T
     pts[:, :2] = pts[:, :2] / pts[:, 2][..., None]
-    pts[:, 2] = velo[:, 0]  # the Eigen quirk: velodyne x, not camera z
+    if vel_depth:
+        pts[:, 2] = velo[:, 0]  # the Eigen quirk: velodyne x, not camera z
     pts[:, 0] = np.round(pts[:, 0]) - 1
     pts[:, 1] = np.round(pts[:, 1]) - 1
     ok = (pts[:, 0] >= 0) & (pts[:, 1] >= 0) & (pts[:, 0] < im_shape[1]) & (pts[:, 1] < im_shape[0])
@@ -88,7 +95,7 @@ def ref_errors(gt, pred):
     }
 
 
-def ref_evaluate(preds, gt_depths, disp=True, median=True, factor=1.0):
+def ref_evaluate(preds, gt_depths, disp=True, median=True, factor=1.0, sq_rel_over_gt2=False):
     errors, ratios = [], []
     for i in range(preds.shape[0]):
         gt_depth = gt_depths[i]
@@ -111,6 +118,8 @@ def ref_evaluate(preds, gt_depths, disp=True, median=True, factor=1.0):
         pred_depth[pred_depth < 1e-3] = 1e-3
         pred_depth[pred_depth > 80] = 80
         errors.append(ref_errors(gt_valid, pred_depth))
+        if sq_rel_over_gt2:
+            errors[-1]["sq_rel"] = np.mean((gt_valid - pred_depth) ** 2 / gt_valid**2)
     means = {key: float(np.mean([e[key] for e in errors])) for key in KITTI_KEYS}
     if median:
         ratios = np.array(ratios)
@@ -149,6 +158,17 @@ def prediction_kinds(gt_depths) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------- tests
 
 
+def eval_real_sample(monkeypatch, kitti_mini, tmp_path, preds, *flags) -> dict:
+    """`depthcli eval --predictions` on the ten real frames; the one JSON row."""
+    np.save(tmp_path / "preds.npy", preds)
+    out = tmp_path / "out.json"
+    split = kitti_mini / "eval_files.txt"
+    args = ["eval", "--predictions", tmp_path / "preds.npy", "--data", kitti_mini, "--split", split, "--json", out]
+    assert run_cli(monkeypatch, *args, *flags) == 0
+    (row,) = json.loads(out.read_text())
+    return row
+
+
 @pytest.mark.parametrize(
     ("kind", "flags", "reference_args"),
     [
@@ -160,29 +180,29 @@ def prediction_kinds(gt_depths) -> dict[str, np.ndarray]:
 )
 def test_cli_matches_reference_protocol(kitti_mini, kitti_gt, tmp_path, monkeypatch, kind, flags, reference_args):
     preds = prediction_kinds(kitti_gt)[kind]
-    np.save(tmp_path / "preds.npy", preds)
-    out = tmp_path / "out.json"
-    code = run_cli(
-        monkeypatch,
-        "eval",
-        "--predictions",
-        tmp_path / "preds.npy",
-        "--data",
-        kitti_mini,
-        "--split",
-        kitti_mini / "eval_files.txt",
-        "--json",
-        out,
-        *flags,
-    )
-    assert code == 0
-    (row,) = json.loads(out.read_text())
+    row = eval_real_sample(monkeypatch, kitti_mini, tmp_path, preds, *flags)
     expected = ref_evaluate(preds, kitti_gt, **reference_args)
     assert row["resolution"] == f"{preds.shape[2]}x{preds.shape[1]}"
     assert row["n_images"] == 10
-    assert set(row) == {"resolution", "n_images", *expected}
+    assert set(expected) <= set(row) and row["protocol"] == "kitti-eigen"
+    assert row["variant"] | {"median_scaling": True, "scale_factor": 1.0} == LEGACY_VARIANT | {
+        "pred_type": "depth" if "--pred-type" in flags else "disp"
+    }
     for key, value in expected.items():
         assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-4), key
+
+
+def test_corrected_protocol_matches_the_reference_with_camera_depth(kitti_mini, tmp_path, monkeypatch):
+    """kitti-eigen-corrected = monodepth2's pipeline with generate_depth_map(vel_depth=False) and Sq Rel over gt²."""
+    lines = (kitti_mini / "eval_files.txt").read_text().split("\n")
+    entries = [line.split() for line in lines if line.strip()]
+    cam_gt = [ref_velodyne_gt(kitti_mini, folder, int(frame), vel_depth=False) for folder, frame, _ in entries]
+    preds = prediction_kinds(cam_gt)["random"]
+    row = eval_real_sample(monkeypatch, kitti_mini, tmp_path, preds, "--protocol", "kitti-eigen-corrected")
+    for key, value in ref_evaluate(preds, cam_gt, sq_rel_over_gt2=True).items():
+        assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-4), key
+    legacy = ref_evaluate(preds, [ref_velodyne_gt(kitti_mini, f, int(i)) for f, i, _ in entries])
+    assert abs(row["abs_rel"] - legacy["abs_rel"]) > 1e-4  # the two variants do differ on real data
 
 
 def test_ground_truth_equals_reference_projection(kitti_mini, kitti_gt):
@@ -233,30 +253,44 @@ def test_eval_cache_gives_the_same_numbers_as_the_raw_root(kitti_mini, kitti_gt,
     assert row["abs_rel"] == pytest.approx(ref_evaluate(preds, kitti_gt[:2])["abs_rel"], rel=1e-5)
 
 
-def test_kitti_benchmark_reads_improved_gt_pngs(kitti_mini, tmp_path, monkeypatch):
-    """Layout: DRIVE/proj_depth/groundtruth/image_02/%010d.png, uint16 / 256, 0 = invalid, no crop."""
+@pytest.mark.parametrize("protocol", ["kitti-benchmark-legacy", "kitti-benchmark"])
+def test_kitti_benchmark_reads_improved_gt_pngs(kitti_mini, tmp_path, monkeypatch, protocol):
+    """Layout: DRIVE/proj_depth/groundtruth/image_02/%010d.png, uint16 / 256, 0 = invalid, no crop.
+
+    Legacy = monodepth2's eigen_benchmark branch (every gt > 0, clamp at 80, Sq Rel over gt); the preset =
+    monodepth_benchmark's recommendation (gt in (1e-3, 100), clamp at 100, the devkit's Sq Rel over gt²,
+    SILog and iRMSE in 1/km), both written out here.
+    """
     date = tmp_path / "root" / "2011_09_26"
     drive = date / "2011_09_26_drive_0000_sync"
     (drive / "proj_depth" / "groundtruth" / "image_02").mkdir(parents=True)
     for name in ("calib_cam_to_cam.txt", "calib_velo_to_cam.txt"):
         (date / name).symlink_to(kitti_mini / "2011_09_26" / name)
     rng = np.random.default_rng(5)
-    gt_raw = (rng.uniform(1, 80, (375, 1242)) * 256).astype(np.uint16)
+    gt_raw = (rng.uniform(1, 120, (375, 1242)) * 256).astype(np.uint16)  # some beyond 80 m, some beyond 100 m
     gt_raw[rng.random(gt_raw.shape) < 0.7] = 0
-    gt_raw[0, 0] = 10 * 256  # top-left corner: outside the Eigen crop, scored by the benchmark protocol
+    gt_raw[0, 0] = 10 * 256  # top-left corner: outside the Eigen crop, scored by the benchmark protocols
     cv2.imwrite(str(drive / "proj_depth" / "groundtruth" / "image_02" / "0000000004.png"), gt_raw)
     (tmp_path / "split.txt").write_text("2011_09_26/2011_09_26_drive_0000_sync 4 l\n")
     pred = rng.uniform(0.05, 1.0, (1, 192, 640)).astype(np.float32)
     np.save(tmp_path / "p.npy", pred)
     out = tmp_path / "out.json"
-    args = ["eval", "--protocol", "kitti-benchmark", "--predictions", tmp_path / "p.npy", "--json", out]
+    args = ["eval", "--protocol", protocol, "--predictions", tmp_path / "p.npy", "--json", out]
     assert run_cli(monkeypatch, *args, "--data", tmp_path / "root", "--split", tmp_path / "split.txt") == 0
     (row,) = json.loads(out.read_text())
     gt = gt_raw.astype(np.float32) / 256
     resized = cv2.resize(pred[0], (1242, 375))
-    valid = gt > 0
+    legacy = protocol == "kitti-benchmark-legacy"
+    valid = gt > 0 if legacy else (gt > 1e-3) & (gt < 100)
+    cap = 80 if legacy else 100
     g, p = gt[valid].astype(np.float64), 1.0 / resized[valid].astype(np.float64)
-    p = np.clip(p * np.median(g) / np.median(p), 1e-3, 80)
+    p = np.clip(p * np.median(g) / np.median(p), 1e-3, cap)
     expected = ref_errors(g, p)
-    for key in KITTI_KEYS:
-        assert row[key] == pytest.approx(expected[key], rel=1e-5), key
+    if not legacy:
+        expected["sq_rel"] = np.mean((g - p) ** 2 / g**2)
+        log_err = 100 * (np.log(p) - np.log(g))
+        expected["silog"] = np.sqrt(np.mean(log_err**2) - np.mean(log_err) ** 2)
+        expected["irmse"] = np.sqrt(np.mean((1000 / p - 1000 / g) ** 2))
+    assert row["n_images"] == 1 and row["variant"]["max_depth"] == cap
+    for key, value in expected.items():
+        assert row[key] == pytest.approx(value, rel=1e-5), key

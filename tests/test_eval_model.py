@@ -12,12 +12,14 @@ import torch.nn.functional as F
 
 from depthcli.cli.app import main
 from depthcli.engine.checkpoint import save_checkpoint
-from depthcli.evaluation.evaluate import evaluate_model, evaluate_predictions
+from depthcli.evaluation.evaluate import EvalOptions, evaluate_model, evaluate_predictions
 from depthcli.evaluation.ground_truth import open_eval_set
 from depthcli.inference import image_to_tensor, post_process_disparity, run_depth_net
 from depthcli.nets import build_depth_net
 
-SUMMARY_KEYS = {"resolution", "abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3", "n_images"}
+SUMMARY_KEYS = {"resolution", "abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3", "log10", "silog", "irmse"}
+SUMMARY_KEYS |= {"n_images", "protocol", "variant", "split", "gt"}
+ROW_KEYS = SUMMARY_KEYS | {"checkpoint", "selection_warnings", "provenance"}
 
 
 def run_cli(monkeypatch, *args: str) -> int:
@@ -83,7 +85,7 @@ def test_run_depth_net_shapes_and_post_process(model):
 def test_evaluate_model_at_two_resolutions(model, kitti_mini, one_frame_split):
     eval_set = open_eval_set(kitti_mini, one_frame_split, "kitti-eigen")
     sizes = [(416, 128), (512, 160)]
-    results = evaluate_model(model, eval_set, sizes, 0.1, 100.0, batch_size=1)
+    results = evaluate_model(model, eval_set, sizes, 0.1, 100.0, EvalOptions(batch_size=1))
     assert [r.resolution for r in results] == ["416x128", "512x160"]
     for result, (width, height) in zip(results, sizes, strict=True):
         assert set(result.summary()) == SUMMARY_KEYS | {"median_ratio", "median_ratio_std"}
@@ -94,7 +96,7 @@ def test_evaluate_model_at_two_resolutions(model, kitti_mini, one_frame_split):
             small = F.interpolate(images, (height, width), mode="bilinear", align_corners=False, antialias=True)
             sigmoid = model(small)[("disp", 0)][:, 0].numpy()
         scaled = 1 / 100.0 + (1 / 0.1 - 1 / 100.0) * sigmoid
-        expected = evaluate_predictions(scaled, eval_set, "kitti-eigen")
+        expected = evaluate_predictions(scaled, eval_set)
         for key, value in expected.metrics.items():
             assert result.metrics[key] == pytest.approx(value, rel=1e-4), key
 
@@ -105,10 +107,10 @@ def test_cli_checkpoint_resolutions_json(checkpoint, kitti_mini, one_frame_split
     assert run_cli(monkeypatch, *args, "--resolutions", "416x128,512x160", "--device", "cpu") == 0
     rows = json.loads(out.read_text())
     assert [row["resolution"] for row in rows] == ["416x128", "512x160"]
-    assert all(set(row) == SUMMARY_KEYS | {"median_ratio", "median_ratio_std"} for row in rows)
+    assert all(set(row) == ROW_KEYS | {"median_ratio", "median_ratio_std"} for row in rows)
     assert run_cli(monkeypatch, *args, "--no-median-scaling", "--device", "cpu") == 0  # default: the ckpt's size
     (row,) = json.loads(out.read_text())
-    assert row["resolution"] == "416x128" and set(row) == SUMMARY_KEYS
+    assert row["resolution"] == "416x128" and set(row) == ROW_KEYS
 
 
 # ---------------------------------------------------------------- bad input: one red line, exit 2

@@ -12,7 +12,7 @@ import pytest
 
 from depthcli.cli.app import main
 from depthcli.errors import DepthcliError
-from depthcli.evaluation.evaluate import evaluate_predictions
+from depthcli.evaluation.evaluate import EvalOptions, evaluate_predictions
 from depthcli.evaluation.ground_truth import EvalSet
 from depthcli.evaluation.metrics import compute_depth_errors
 from depthcli.evaluation.protocols import eigen_crop, get_protocol, nyu_crop
@@ -29,9 +29,14 @@ def array_set(gts: list[np.ndarray]) -> EvalSet:
     return EvalSet([f"img{i}" for i in range(len(gts))], "synthetic", lambda i: gts[i])
 
 
+def score(preds, gts, protocol="kitti-eigen", pred_type=None, median_scaling=None, scale_factor=1.0):
+    options = EvalOptions(protocol, median_scaling=median_scaling, scale_factor=scale_factor, pred_type=pred_type)
+    return evaluate_predictions(preds, gts, options)
+
+
 def test_plain_gt_list_is_accepted():
     gts = [np.full((480, 640), 2.0, np.float32)]
-    result = evaluate_predictions(np.full((1, 240, 320), 3.0, np.float32), gts, "nyu")
+    result = score(np.full((1, 240, 320), 3.0, np.float32), gts, "nyu")
     assert result.metrics["abs_rel"] == pytest.approx(0.5)
     assert result.per_image[0]["name"] == "image 0"
 
@@ -76,7 +81,7 @@ def test_median_scaling_makes_scaled_predictions_exact():
         ("depth", np.stack([3.0 * g for g in gts])),
         ("disp", np.stack([1.0 / (0.25 * g) for g in gts])),
     ):
-        result = evaluate_predictions(preds.astype(np.float32), array_set(gts), "kitti-eigen", pred_type)
+        result = score(preds.astype(np.float32), array_set(gts), "kitti-eigen", pred_type)
         for key in ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10"):
             assert result.metrics[key] == pytest.approx(0.0, abs=1e-5), (pred_type, key)
         assert result.metrics["a1"] == 1.0
@@ -87,11 +92,11 @@ def test_median_scaling_makes_scaled_predictions_exact():
 def test_without_median_scaling_the_scale_error_shows():
     gts = [np.full((375, 1242), 10.0, np.float32)]
     preds = np.full((1, 375, 1242), 20.0, np.float32)
-    result = evaluate_predictions(preds, array_set(gts), "kitti-eigen", "depth", median_scaling=False)
+    result = score(preds, array_set(gts), "kitti-eigen", "depth", median_scaling=False)
     assert result.metrics["abs_rel"] == pytest.approx(1.0)
     assert result.metrics["a1"] == 0.0
     assert result.median_ratio is None
-    fixed = evaluate_predictions(preds, array_set(gts), "kitti-eigen", "depth", False, scale_factor=0.5)
+    fixed = score(preds, array_set(gts), "kitti-eigen", "depth", False, scale_factor=0.5)
     assert fixed.metrics["abs_rel"] == pytest.approx(0.0)
 
 
@@ -101,7 +106,7 @@ def test_clamp_and_mask_of_kitti_eigen():
     gt[201, 600] = 90.0  # beyond 80 m: masked
     gt[10, 600] = 20.0  # above the crop: masked
     pred = np.full((1, 375, 1242), 500.0, np.float32)  # clamped to 80
-    result = evaluate_predictions(pred, array_set([gt]), "kitti-eigen", "depth", median_scaling=False)
+    result = score(pred, array_set([gt]), "kitti-eigen", "depth", median_scaling=False)
     assert result.metrics["abs_rel"] == pytest.approx(30 / 50)
     assert result.metrics["rmse"] == pytest.approx(30.0)
 
@@ -111,7 +116,7 @@ def test_kitti_benchmark_scores_every_positive_pixel_without_crop():
     gt[10, 5] = 4.0  # outside the Eigen crop but valid for the benchmark (as monodepth2)
     gt[300, 600] = 8.0
     pred = np.full((1, 375, 1242), 6.0, np.float32)
-    result = evaluate_predictions(pred, array_set([gt]), "kitti-benchmark", "depth", median_scaling=False)
+    result = score(pred, array_set([gt]), "kitti-benchmark", "depth", median_scaling=False)
     assert result.metrics["abs_rel"] == pytest.approx((2 / 4 + 2 / 8) / 2)
 
 
@@ -121,7 +126,7 @@ def test_mean_is_over_images_not_pixels():
     gt_b = np.zeros((375, 1242), np.float32)
     gt_b[250, 600] = 10.0  # one pixel, abs_rel 1
     preds = np.stack([np.full((375, 1242), 10.0), np.full((375, 1242), 20.0)]).astype(np.float32)
-    result = evaluate_predictions(preds, array_set([gt_a, gt_b]), "kitti-eigen", "depth", median_scaling=False)
+    result = score(preds, array_set([gt_a, gt_b]), "kitti-eigen", "depth", median_scaling=False)
     assert result.metrics["abs_rel"] == pytest.approx(0.5)
     assert [row["abs_rel"] for row in result.ranked()] == pytest.approx([0.0, 1.0])
 
@@ -173,12 +178,12 @@ def synthetic_nyu(count=3, seed=2):
 @pytest.mark.parametrize("median", [False, True])
 def test_nyu_protocol_matches_direct_computation(median):
     gts, preds = synthetic_nyu()
-    result = evaluate_predictions(preds, array_set(gts), "nyu", median_scaling=median)
+    result = score(preds, array_set(gts), "nyu", median_scaling=median)
     expected = ref_nyu(preds, gts, median)
     summary = result.summary()
-    assert set(summary) == {"resolution", "n_images", *expected} | (
-        {"median_ratio", "median_ratio_std"} if median else set()
-    )
+    described = {"resolution", "n_images", "silog", "irmse", "protocol", "variant", "split", "gt"}
+    assert set(summary) == described | set(expected) | ({"median_ratio", "median_ratio_std"} if median else set())
+    assert summary["variant"]["crop"] == "nyu" and summary["variant"]["median_scaling"] is median
     for key, value in expected.items():
         assert summary[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
     assert get_protocol("nyu").median_scaling is False  # supervised NYU results are unscaled by default
@@ -189,7 +194,7 @@ def test_nyu_protocol_on_the_real_sample(nyu_real_sample):
     depth = np.load(nyu_real_sample / "depth.npy").astype(np.float32)
     gt = cv2.resize(depth, (640, 480), interpolation=cv2.INTER_NEAREST)
     pred = cv2.GaussianBlur(depth, (9, 9), 3) * 1.1
-    result = evaluate_predictions(pred[None], array_set([gt]), "nyu")
+    result = score(pred[None], array_set([gt]), "nyu")
     expected = ref_nyu(pred[None], [gt])
     for key, value in expected.items():
         assert result.metrics[key] == pytest.approx(value, rel=1e-6), key
@@ -228,4 +233,4 @@ def test_nyu_cli_on_png_folder(tmp_path, monkeypatch):
 def test_no_valid_pixel_is_a_user_error():
     gt = np.zeros((375, 1242), np.float32)
     with pytest.raises(DepthcliError, match="img0.*no ground-truth pixel"):
-        evaluate_predictions(np.ones((1, 375, 1242), np.float32), array_set([gt]), "kitti-eigen")
+        score(np.ones((1, 375, 1242), np.float32), array_set([gt]), "kitti-eigen")

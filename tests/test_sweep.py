@@ -7,6 +7,7 @@ import json
 import sys
 
 import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -40,9 +41,28 @@ def setup(kitti_mini, tmp_path_factory):
 
 
 def test_labels_disambiguate_equal_file_names(tmp_path):
-    configs = [{"preset": "radepth"}, {"net": "diffnet"}, {}]
+    configs = [{"preset": "radepth"}, {"net": "diffnet"}, {}, {"preset": "radepth", "net": "radepth-small"}]
     paths = [tmp_path / "a" / "best.ckpt", tmp_path / "b" / "best.ckpt", tmp_path / "c" / "last.ckpt"]
-    assert checkpoint_labels(paths, configs) == ["radepth: a/best", "diffnet: b/best", "last"]
+    paths.append(tmp_path / "small" / "last.ckpt")
+    assert checkpoint_labels(paths, configs) == [
+        "radepth: a/best", "diffnet: b/best", "c/last", "radepth-small: small/last"  # the net, not the recipe
+    ]  # fmt: skip
+
+
+def test_sweep_groups_seeds_and_marks_the_training_size(setup, kitti_mini):
+    tmp, split, paths, _ = setup
+    rows, files = run_sweep(paths, kitti_mini, split, tmp / "grouped", SIZES, groups={"seeds": [0, 1]})
+    members = [row for row in rows if "group" not in row]
+    grouped = [row for row in rows if "group" in row]
+    assert [row["resolution"] for row in grouped] == ["416x128", "512x160"]
+    for row in grouped:
+        values = [member["rmse"] for member in members if member["resolution"] == row["resolution"]]
+        assert row["rmse"] == pytest.approx(np.mean(values)) and row["rmse_std"] == pytest.approx(
+            np.std(values, ddof=1)
+        )
+    assert {row["trained_at"] for row in members} == {"640x192"}
+    assert all(row["protocol"] == "kitti-eigen" and row["variant"]["crop"] == "garg" for row in rows)
+    assert files["png"].read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_run_sweep_writes_json_csv_png(setup, kitti_mini):

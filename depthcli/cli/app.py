@@ -13,7 +13,7 @@ from depthcli.errors import DepthcliError
 
 app = typer.Typer(
     name="depthcli",
-    help="Monocular depth estimation research suite: synth, cache, pretrain, train, eval, sweep, predict.",
+    help="Monocular depth estimation research suite: synth, data, cache, pretrain, train, eval, sweep, predict.",
     rich_markup_mode="rich",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -39,6 +39,7 @@ def _root(
 def _register_commands() -> None:
     """Each CLI module exposes `register(app)`; the order here is the order in `--help`."""
     from depthcli.cli import cache as cache_cmd
+    from depthcli.cli import data as data_cmd
     from depthcli.cli import demo as demo_cmd
     from depthcli.cli import eval as eval_cmd
     from depthcli.cli import export as export_cmd
@@ -53,6 +54,7 @@ def _register_commands() -> None:
     command_modules: tuple = (
         demo_cmd,
         synth_cmd,
+        data_cmd,
         cache_cmd,
         pretrain_cmd,
         train_cmd,

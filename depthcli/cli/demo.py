@@ -18,7 +18,7 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Seed of the world and of training."),
 ) -> None:
     """Run the whole pipeline on a synthetic KITTI-like world and show that training learns."""
-    from depthcli.cli.eval import metrics_table
+    from depthcli.cli.common import metrics_table
     from depthcli.demo import DemoSettings, run_demo
 
     console.print(f"demo output: [bold]{out.resolve()}[/]")

@@ -1,85 +1,56 @@
-"""`depthcli eval`: score a checkpoint (at one or more resolutions) or a predictions file on a split.
+"""`depthcli eval`: score checkpoints (at one or more resolutions) or saved predictions on a split.
 
 The science (torch, depthcli.evaluation) is imported inside the command, so that `depthcli --help`
-stays fast.
+stays fast. Shared options and output helpers live in depthcli.cli.common.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
+from depthcli.cli.common import (
+    BatchSizeOpt,
+    CapOpt,
+    CloudMetricsOpt,
+    CropOpt,
+    DeviceOpt,
+    FormatOpt,
+    FramesOpt,
+    GroupOpt,
+    GtDepthOpt,
+    GtOpt,
+    ImageResizeOpt,
+    JsonOpt,
+    MedianScalingOpt,
+    PostProcessOpt,
+    ProtocolOpt,
+    ResizeOpt,
+    ScaleFactorOpt,
+    SqRelOpt,
+    build_options,
+    default_device,
+    metrics_table,
+    output_console,
+    parse_groups,
+    print_rows,
+    print_warnings,
+    progress_bar,
+)
 from depthcli.errors import DepthcliError
 from depthcli.sizes import parse_resolutions
 
 if TYPE_CHECKING:
     from depthcli.evaluation.evaluate import EvalResult
 
-console = Console()
 
-# The keys of depthcli.evaluation.protocols.PROTOCOLS and its PRED_TYPES, here without importing the
-# evaluation package (torch) for --help; tests/test_cli_startup.py checks that they agree.
-PROTOCOL_NAMES = ("kitti-eigen", "kitti-benchmark", "nyu")
-PRED_TYPES = ("disp", "depth")
-
-TABLE_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3", "log10")
-
-
-def check_choice(value: str | None, choices: Sequence[str], option: str) -> None:
-    if value is not None and value not in choices:
-        raise DepthcliError(f"{option} {value!r} is not one of {', '.join(choices)}")
-
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-@contextmanager
-def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar driven by the science code's `progress(done, total)` callback."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(description, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
-
-
-def metrics_table(rows: Sequence[dict], title: str, labels: Sequence[str] | None = None) -> Table:
-    """One row per summary dict (EvalResult.summary()), 3 decimals as papers print them.
-
-    Rows are labelled by their resolution unless `labels` names them (e.g. trained / untrained).
-    """
-    metrics = [name for name in TABLE_METRICS if any(name in row for row in rows)]
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("resolution" if labels is None else "model", no_wrap=True)
-    for name in metrics:
-        table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("n", justify="right", no_wrap=True)
-    for index, row in enumerate(rows):
-        label = row["resolution"] if labels is None else labels[index]
-        cells = [label, *(f"{row[name]:.3f}" for name in metrics), str(row["n_images"])]
-        table.add_row(*cells)
-    return table
-
-
-def print_extremes(result: EvalResult, count: int = 3) -> None:
+def print_extremes(result: EvalResult, out: Console, count: int = 3) -> None:
     """Median-scaling ratios and the best / worst images by abs_rel, one line each."""
     if result.median_ratio is not None:
-        console.print(
+        out.print(
             f"[bold]{result.resolution}[/] median scaling ratio: {result.median_ratio:.3f} "
             f"(std of ratio/median {result.median_ratio_std:.3f})",
             highlight=False,
@@ -87,20 +58,37 @@ def print_extremes(result: EvalResult, count: int = 3) -> None:
     ranked = result.ranked("abs_rel")
     best = ", ".join(f"{row['name']} ({row['abs_rel']:.3f})" for row in ranked[:count])
     worst = ", ".join(f"{row['name']} ({row['abs_rel']:.3f})" for row in reversed(ranked[-count:]))
-    console.print(f"[bold]{result.resolution}[/] best abs_rel: {best}", highlight=False)
-    console.print(f"[bold]{result.resolution}[/] worst abs_rel: {worst}", highlight=False)
+    out.print(f"[bold]{result.resolution}[/] best abs_rel: {best}", highlight=False)
+    out.print(f"[bold]{result.resolution}[/] worst abs_rel: {worst}", highlight=False)
 
 
 def eval_command(
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="depthcli depth checkpoint to evaluate."),
+    checkpoints: list[Path] | None = typer.Option(
+        None, "--checkpoint", help="depthcli depth checkpoint; repeat to compare several (see --group)."
+    ),
     predictions: Path | None = typer.Option(
-        None, "--predictions", help="(N,H,W) .npy of predictions in split order (disparities unless --pred-type depth)."
+        None,
+        "--predictions",
+        help="Saved predictions: one (N,H,W) .npy in split order, or the folder `depthcli predict --save npy` "
+        "wrote (scaled disparities, as monodepth2 saves; --pred-type depth for metric depth).",
     ),
-    data: Path = typer.Option(..., "--data", help="Dataset root (KITTI raw; NYU .mat / folder)."),
-    split: Path | None = typer.Option(
-        None, "--split", help="Split file (KITTI: 'folder frame side' lines; NYU: optional index list or splits.mat)."
+    data: Path | None = typer.Option(None, "--data", help="Dataset root (KITTI raw; NYU .mat / folder) or eval cache."),
+    split: str | None = typer.Option(
+        None,
+        "--split",
+        help="KITTI: a split file or a shipped split (eigen, eigen_benchmark, eigen_zhou/val, ...; "
+        "`depthcli data splits`); NYU: optional index list or splits.mat.",
     ),
-    protocol: str = typer.Option("kitti-eigen", "--protocol", help=f"One of {', '.join(PROTOCOL_NAMES)}."),
+    gt_npz: Path | None = typer.Option(None, "--gt-npz", help="Ground truth from monodepth2's gt_depths.npz."),
+    protocol: ProtocolOpt = "kitti-eigen",
+    gt: GtOpt = None,
+    gt_depth: GtDepthOpt = None,
+    crop: CropOpt = None,
+    cap: CapOpt = None,
+    sq_rel: SqRelOpt = None,
+    resize: ResizeOpt = None,
+    median_scaling: MedianScalingOpt = None,
+    scale_factor: ScaleFactorOpt = 1.0,
     resolutions: str | None = typer.Option(
         None,
         "--resolutions",
@@ -110,81 +98,111 @@ def eval_command(
     pred_type: str | None = typer.Option(
         None, "--pred-type", help="disp|depth: what --predictions holds (default: disp for KITTI, depth for NYU)."
     ),
-    median_scaling: bool | None = typer.Option(
-        None,
-        "--median-scaling/--no-median-scaling",
-        help="Per-image median scaling (default: on for KITTI, off for NYU).",
-    ),
-    scale_factor: float = typer.Option(1.0, "--scale-factor", help="Multiply predicted depth (stereo models: 5.4)."),
-    post_process: bool = typer.Option(False, "--post-process", help="monodepth2 flip post-processing (checkpoints)."),
-    json_path: Path | None = typer.Option(None, "--json", help="Write the results (one object per resolution)."),
+    post_process: PostProcessOpt = False,
+    frames: FramesOpt = "auto",
+    image_resize: ImageResizeOpt = "torch",
+    cloud_metrics: CloudMetricsOpt = False,
+    batch_size: BatchSizeOpt = 4,
+    device: DeviceOpt = None,
+    json_path: JsonOpt = None,
     per_image: Path | None = typer.Option(None, "--per-image", help="Write per-image errors as CSV."),
-    ext: str | None = typer.Option(None, "--ext", help="png|jpg image extension (default: png, else jpg)."),
-    batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images per forward pass."),
-    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)."),
+    table_format: FormatOpt = "rich",
+    groups: GroupOpt = None,
 ) -> None:
-    """Evaluate depth predictions on KITTI (Eigen / benchmark) or NYU with the published protocol."""
-    from depthcli.evaluation.evaluate import (
-        evaluate_model,
-        evaluate_predictions,
-        load_predictions,
-        write_per_image_csv,
-        write_results_json,
-    )
+    """Evaluate depth predictions on KITTI or NYU under a named protocol variant (docs/evaluation.md)."""
+    from depthcli.evaluation.evaluate import evaluate_predictions
     from depthcli.evaluation.ground_truth import open_eval_set
+    from depthcli.evaluation.predictions import PredictionFolder, load_predictions
+    from depthcli.evaluation.reporting import write_json, write_per_image_csv
+    from depthcli.provenance import provenance
 
-    if (checkpoint is None) == (predictions is None):
-        raise DepthcliError("give exactly one of --checkpoint CKPT or --predictions FILE.npy")
-    check_choice(protocol, PROTOCOL_NAMES, "--protocol")
-    check_choice(pred_type, PRED_TYPES, "--pred-type")
-    check_choice(ext, ("png", "jpg"), "--ext")
-    if not (math.isfinite(scale_factor) and scale_factor > 0):
-        raise DepthcliError(f"--scale-factor {scale_factor} must be a positive finite number")
+    out = output_console(json_path)
+    paths, group_map = parse_groups(groups, checkpoints or [])
+    if bool(paths) == (predictions is not None):
+        raise DepthcliError("give exactly one of --checkpoint CKPT (repeatable) or --predictions FILE.npy|FOLDER")
+    options = build_options(
+        protocol, dict(gt=gt, gt_depth=gt_depth, crop=crop, cap=cap, sq_rel=sq_rel, resize=resize),
+        median_scaling=median_scaling, scale_factor=scale_factor, pred_type=pred_type, post_process=post_process,
+        image_resize=image_resize, frames=frames, batch_size=batch_size, cloud_metrics=cloud_metrics,
+    )  # fmt: skip
     sizes = parse_resolutions(resolutions) if resolutions is not None else None
-    if predictions is not None and (sizes is not None or post_process):
-        raise DepthcliError("--resolutions and --post-process apply to --checkpoint; predictions are used as given")
-    if checkpoint is not None and pred_type is not None:
+    if predictions is not None and (sizes is not None or post_process or image_resize != "torch"):
+        raise DepthcliError(
+            "--resolutions, --post-process and --image-resize apply to --checkpoint; predictions are used as given"
+        )
+    if paths and pred_type is not None:
         raise DepthcliError("--pred-type applies to --predictions; a checkpoint's output is always a disparity")
-    eval_set = open_eval_set(data, split, protocol, ext)
+    if per_image is not None and len(paths) > 1:
+        raise DepthcliError("--per-image needs one --checkpoint (or --predictions); evaluate checkpoints one by one")
+    eval_set = open_eval_set(data, split, options.protocol, options.frames, gt_npz)
+    where = provenance(data=_absolute(data), split=split, gt_npz=_absolute(gt_npz), device=device)
     if predictions is not None:
-        preds = load_predictions(predictions)
-        with progress_bar(f"eval {predictions.name}") as progress:
-            results = [
-                evaluate_predictions(
-                    preds, eval_set, protocol, pred_type, median_scaling, scale_factor, str(predictions), progress
-                )
-            ]
-        title = f"{protocol}: {predictions}"
+        preds = PredictionFolder(predictions, eval_set.names) if predictions.is_dir() else load_predictions(predictions)
+        with progress_bar(f"eval {predictions.name}", out) as progress:
+            results = [evaluate_predictions(preds, eval_set, options, str(predictions), progress)]
+        rows = [results[0].summary() | {"provenance": where | {"predictions": _absolute(predictions)}}]
+        labels, title = [rows[0]["resolution"]], f"{predictions}"
     else:
-        from depthcli.engine.checkpoint import load_depth_model
-        from depthcli.inference import refuse_nonfinite_weights
+        from depthcli.evaluation.reporting import group_rows
 
-        model, config = load_depth_model(checkpoint, device or default_device())
-        refuse_nonfinite_weights(model, str(checkpoint))
-        if sizes is None:
-            sizes = parse_resolutions("{}x{}".format(*config["size"]))
-        with progress_bar(f"eval {checkpoint.name}") as progress:
-            results = evaluate_model(
-                model,
-                eval_set,
-                sizes,
-                float(config["min_depth"]),
-                float(config["max_depth"]),
-                protocol=protocol,
-                median_scaling=median_scaling,
-                scale_factor=scale_factor,
-                post_process=post_process,
-                batch_size=batch_size,
-                progress=progress,
-            )
-        title = f"{protocol}: {checkpoint}"
-    console.print(metrics_table([result.summary() for result in results], title))
-    for result in results:
-        print_extremes(result)
+        results, rows, labels, names = _evaluate_checkpoints(paths, eval_set, options, sizes, device, where, out)
+        for name, members in group_map.items():
+            grouped = group_rows(rows, name, [names[index] for index in members])
+            rows += [row | {"provenance": where} for row in grouped]
+            labels += [f"{name} (mean ± std of {row['n_runs']}) @ {row['resolution']}" for row in grouped]
+        title = str(paths[0]) if len(paths) == 1 else f"{len(paths)} checkpoints"
+    _report(rows, labels, results, title, options, table_format, out, single=len(paths) <= 1)
     if json_path is not None:
-        console.print(f"results: {write_results_json(results, json_path)}", highlight=False)
+        written = write_json(rows, json_path)
+        if written is not None:
+            out.print(f"results: {written}", highlight=False)
     if per_image is not None:
-        console.print(f"per-image errors: {write_per_image_csv(results, per_image)}", highlight=False)
+        out.print(f"per-image errors: {write_per_image_csv(results, per_image)}", highlight=False)
+
+
+def _absolute(path: Path | None) -> str | None:
+    return str(path.resolve()) if path is not None else None
+
+
+def _evaluate_checkpoints(paths, eval_set, options, sizes, device, where, out):
+    """Every checkpoint at its training size (or `sizes`) -> (results, rows, table labels, checkpoint labels)."""
+    from depthcli.engine.checkpoint import load_depth_model
+    from depthcli.evaluation.evaluate import evaluate_model
+    from depthcli.evaluation.selection import eval_selection_warnings
+    from depthcli.evaluation.sweep import checkpoint_labels
+    from depthcli.inference import refuse_nonfinite_weights
+
+    loaded = [load_depth_model(path, device or default_device()) for path in paths]
+    for path, (model, _) in zip(paths, loaded, strict=True):
+        refuse_nonfinite_weights(model, str(path))
+    names = checkpoint_labels(paths, [config for _, config in loaded])
+    all_results, rows, labels = [], [], []
+    for path, name, (model, config) in zip(paths, names, loaded, strict=True):
+        warnings = eval_selection_warnings(config, eval_set.drives, options.protocol.dataset)
+        print_warnings(warnings, out)
+        resolutions = sizes or parse_resolutions("{}x{}".format(*config["size"]))
+        with progress_bar(f"eval {path.name}", out) as progress:
+            results = evaluate_model(
+                model, eval_set, resolutions, float(config["min_depth"]), float(config["max_depth"]), options, progress
+            )
+        all_results += results
+        for result in results:
+            row = {"checkpoint": name} | result.summary() | {"selection_warnings": warnings}
+            rows.append(row | {"provenance": where | {"checkpoint": _absolute(path)}})
+            labels.append(result.resolution if len(paths) == 1 else f"{name} @ {result.resolution}")
+    return all_results, rows, labels, names
+
+
+def _report(rows, labels, results, title, options, table_format, out, single: bool) -> None:
+    protocol = options.protocol
+    out.print(
+        metrics_table(rows, f"{protocol.label()}: {title}", labels, protocol.table), highlight=False, soft_wrap=True
+    )
+    out.print(f"[dim]variant: {protocol.describe()}; split {rows[0]['split']}; gt {rows[0]['gt']}[/]", highlight=False)
+    if single:
+        for result in results:
+            print_extremes(result, out)
+    print_rows(rows, labels, table_format, protocol.table, out)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from depthcli.sizes import parse_size
 
-_KIND_NAMES = {"png": "colour-mapped disparity PNGs", "npy": "raw disparity .npy", "depth16": "16-bit depth PNGs"}
+_KIND_NAMES = {"png": "colour-mapped disparity PNGs", "npy": "scaled disparity .npy", "depth16": "16-bit depth PNGs"}
 
 
 def predict_command(
@@ -29,12 +29,20 @@ def predict_command(
     save: str | None = typer.Option(
         None,
         "--save",
-        help="Comma list of png (colour disparity at input size), npy (raw sigmoid disparity at network "
-        "size), depth16 (metric depth PNG, metres x 256). Default: png,npy, plus depth16 with --scale-factor.",
+        help="Comma list of png (colour disparity at input size), npy (monodepth2's scaled disparity "
+        "1/max_depth..1/min_depth at network size, as its test_simple.py saves; `depthcli eval --predictions "
+        "FOLDER` scores these), depth16 (metric depth PNG, metres x 256). Default: png,npy, plus depth16 with "
+        "--scale-factor.",
     ),
     colormap: str = typer.Option("magma", "--colormap", help="matplotlib colormap for the PNGs."),
     batch_size: int = typer.Option(4, "--batch-size", "-b", min=1, help="Images per forward pass."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    image_resize: str = typer.Option(
+        "torch",
+        "--image-resize",
+        help="torch (bilinear, antialiased) or pil-lanczos (PIL Lanczos on the 8-bit image, as monodepth2's "
+        "test_simple.py: reproduces released weights' outputs from full-size frames).",
+    ),
     scale_factor: float | None = typer.Option(
         None,
         "--scale-factor",
@@ -44,11 +52,18 @@ def predict_command(
     ),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Look into subfolders of folder inputs."),
     every: int = typer.Option(1, "--every", min=1, help="For videos: predict every N-th frame only."),
+    split: str | None = typer.Option(
+        None,
+        "--split",
+        help="KITTI: predict a split's frames (file or shipped name, e.g. eigen) under the one INPUT root; outputs "
+        "keep DATE/DRIVE/image_02/data/ so that `depthcli eval --predictions OUT --split ...` finds them.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that already exist."),
 ) -> None:
     """Predict depth for images, folders, globs and videos with a trained checkpoint.
 
-    Per image: NAME_disp.png (colour-mapped, at the input's size) and NAME_disp.npy (network size).
+    Per image: NAME_disp.png (colour-mapped, at the input's size) and NAME_disp.npy (monodepth2's scaled
+    disparity at network size; score a split's with `depthcli eval --predictions OUT`).
 
     With --scale-factor also NAME_depth.png (uint16, metres x 256). Video frames: VIDEO/000123_*.
 
@@ -87,6 +102,8 @@ def predict_command(
             recursive=recursive,
             every=every,
             overwrite=overwrite,
+            image_resize=image_resize,
+            split=split,
             on_start=on_start,
             on_progress=on_progress,
         )

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from depthcli.engine.honest_selection import warn_about_selection
 from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, train
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth, pose_vec_to_mat, warp_frame
@@ -326,6 +327,7 @@ def run_selfsup(
 ) -> TrainResult:
     """Build data, task and loop for `config` and train into `run_dir` (resuming `last.ckpt` if asked)."""
     run_dir = Path(run_dir)
+    warn_about_selection(config)
     dataset = open_training_data(config, run_dir)
     config = prepare_boundary_net(resolve_size(config, dataset), run_dir)
     return train(

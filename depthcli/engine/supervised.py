@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from depthcli.engine.honest_selection import warn_about_selection
 from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, train
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth
@@ -240,6 +241,7 @@ def run_supervised(
 ) -> TrainResult:
     """Train `config` into `run_dir` (last.ckpt resumable, best.ckpt by validation abs_rel)."""
     run_dir = Path(run_dir)
+    warn_about_selection(config)
     cache = training_cache(config, run_dir)
     dataset = training_set(config, cache)
     val_set = open_split(config.val_data, "test", config, augment=False) if config.val_data else None

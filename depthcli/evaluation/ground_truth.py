@@ -1,33 +1,41 @@
 """Evaluation sets: ground truth (and images, for checkpoints) of a split, loaded lazily per image.
 
-Sources:
-- KITTI raw root + split file: ``kitti-eigen`` GT is projected from velodyne (Eigen quirk, GUIDE 4);
-  ``kitti-benchmark`` GT is read from the improved 16-bit PNGs placed inside each drive folder as
-  ``ROOT/DATE/DATE_drive_XXXX_sync/proj_depth/groundtruth/image_02/%010d.png`` (``image_03`` for side
-  r), which is where monodepth2's ``export_gt_depth.py`` looks for them (unpack KITTI's
-  ``data_depth_annotated`` drives into the raw drive folders).
-- NYU (``nyu``): any layout ``depthcli.data.nyu.open_nyu`` reads (labelled ``.mat`` + ``splits.mat``,
-  sparse-to-dense ``.h5`` frames, PNG pairs). Default images: the layout's test split (for the labelled
-  ``.mat``: the 654 ``testNdxs`` of ``splits.mat``, in index order). ``--split`` may name another
-  ``splits.mat`` (its ``testNdxs``) or a text file of zero-based image indices, one per line.
-- An eval cache (``.h5`` from ``depthcli cache build`` without ``--size``): images + GT in split order.
+Sources, chosen by the protocol's `gt` switch (docs/evaluation.md):
+- KITTI raw root + split (a file or a shipped name such as ``eigen``): ``velodyne`` GT is projected from
+  the scans, storing the velodyne x (``gt_depth velo-x``, the Eigen quirk) or the camera z; ``improved``
+  GT is read from KITTI's 16-bit PNGs placed in each drive folder as
+  ``DRIVE/proj_depth/groundtruth/image_02/%010d.png`` (``image_03`` for side r), where monodepth2's
+  ``export_gt_depth.py`` looks; ``dense`` GT is the exact depth a synthetic world writes beside its frames
+  (``DRIVE/depth_true/data/%010d.npy``).
+- NYU (``nyu``): any layout ``depthcli.data.nyu.open_nyu`` reads; default images: the layout's test split.
+  ``--split`` may name another ``splits.mat`` (its ``testNdxs``) or a text file of zero-based indices.
+- An eval cache (``.h5`` from ``depthcli cache build`` without ``--size``): see `eval_cache`.
+- monodepth2's ``gt_depths.npz`` (``--gt-npz FILE``): GT as exported, in split order.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
-import h5py
+import cv2
 import numpy as np
 
 from depthcli.data import kitti, nyu
-from depthcli.data.cache_format import open_cache, read_entry, reopen_cache
+from depthcli.data.gt_npz import load_gt_depths
 from depthcli.data.images import read_depth_png, read_rgb
+from depthcli.data.standard_splits import read_split_argument
 from depthcli.errors import DepthcliError
+from depthcli.evaluation.protocols import Protocol, get_protocol
+
+FRAME_FORMATS = ("auto", "png", "jpg", "jpeg92")
+# monodepth2's own PNG -> JPEG conversion: ImageMagick `convert -quality 92 -sampling-factor 2x2,1x1,1x1`.
+JPEG92_PARAMS = (
+    cv2.IMWRITE_JPEG_QUALITY, 92, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+)  # fmt: skip
 
 
 @dataclass
@@ -41,74 +49,165 @@ class EvalSet:
     source: str  # the split file or cache, for error messages
     load_gt: Callable[[int], np.ndarray]  # index -> (H,W) float32 metres, 0 = invalid
     load_image: Callable[[int], np.ndarray] | None = None  # index -> uint8 HxWx3 RGB
+    intrinsics: Callable[[int], np.ndarray] | None = None  # index -> 3x3 pixel K at GT size (0-based centres)
+    drives: tuple[str, ...] = ()  # KITTI drive folders, for honest-selection checks
+    gt_source: str = ""  # where GT came from, for JSON rows
+    dense_gt: bool = False  # GT is dense and exact (NYU, synthetic worlds): edge and point-cloud metrics apply
+    frames_read: set[str] = field(default_factory=set)  # image formats `load_image` has delivered so far
 
     def __len__(self) -> int:
         return len(self.names)
 
     @classmethod
-    def from_arrays(cls, gt_depths: Sequence[np.ndarray], source: str = "ground truth") -> EvalSet:
+    def from_arrays(cls, gt_depths: Sequence[np.ndarray], source: str = "ground truth", dense: bool = False) -> EvalSet:
         """GT maps already in memory (no images): for scoring predictions from Python."""
-        return cls([f"image {i}" for i in range(len(gt_depths))], source, lambda i: gt_depths[i])
+        names = [f"image {i}" for i in range(len(gt_depths))]
+        return cls(names, source, lambda i: gt_depths[i], gt_source=source, dense_gt=dense)
+
+    def frames_label(self) -> str:
+        """What fed a checkpoint: `png`, `jpg`, `jpeg92`, `png+jpg` (mixed), or `none` (no image read)."""
+        return "+".join(sorted(self.frames_read)) or "none"
 
 
 def _entry_name(entry: kitti.SplitEntry) -> str:
     return f"{entry.folder} {entry.frame_index} {entry.side}"
 
 
-def _kitti_image_loader(root: Path, entries: list[kitti.SplitEntry], ext: str | None) -> Callable[[int], np.ndarray]:
-    """RGB of an entry; with `ext=None` PNG is preferred and JPEG accepted (users often convert)."""
+def encode_jpeg92(rgb: np.ndarray) -> bytes:
+    """An RGB frame as the JPEG file monodepth2's conversion makes (quality 92, 4:2:0 chroma subsampling).
+
+    ImageMagick keeps full chroma above quality 90 unless told otherwise, hence monodepth2's explicit
+    `-sampling-factor 2x2,1x1,1x1`. Same settings through OpenCV's libjpeg; bytes may still differ.
+    """
+    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), JPEG92_PARAMS)
+    if not ok:
+        raise RuntimeError("OpenCV failed to encode a JPEG")
+    return encoded.tobytes()
+
+
+def kitti_image_loader(
+    root: Path, entries: Sequence[kitti.SplitEntry], frames: str, used: set[str]
+) -> Callable[[int], np.ndarray]:
+    """RGB of an entry in the asked format; `auto` prefers PNG and accepts JPEG (users often convert).
+
+    `jpeg92` reads the PNG and passes it through JPEG at monodepth2's settings (quality 92, 4:2:0 chroma),
+    for comparing with numbers from converted datasets. Each format delivered is added to `used`.
+    """
+    if frames not in FRAME_FORMATS:
+        raise DepthcliError(f"--frames {frames!r} is not one of {', '.join(FRAME_FORMATS)}")
 
     def load(index: int) -> np.ndarray:
         entry = entries[index]
-        path = kitti.image_path(root, entry.folder, entry.frame_index, entry.side, ext or "png")
-        if ext is None and not path.is_file():
-            jpeg = path.with_suffix(".jpg")
-            path = jpeg if jpeg.is_file() else path
-        return read_rgb(path)
+        path = kitti.image_path(root, entry.folder, entry.frame_index, entry.side, "jpg" if frames == "jpg" else "png")
+        if frames == "auto" and not path.is_file() and path.with_suffix(".jpg").is_file():
+            path = path.with_suffix(".jpg")
+        image = read_rgb(path)
+        if frames == "jpeg92":
+            encoded = np.frombuffer(encode_jpeg92(image), np.uint8)
+            image = cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        used.add("jpeg92" if frames == "jpeg92" else path.suffix[1:])
+        return image
 
     return load
 
 
-def benchmark_gt_path(root: str | os.PathLike, entry: kitti.SplitEntry) -> Path:
-    """Where kitti-benchmark GT lives for a split entry (see the module docstring)."""
-    camera = f"image_0{kitti.SIDE_TO_CAMERA[entry.side]}"
-    return Path(root) / entry.folder / "proj_depth" / "groundtruth" / camera / f"{entry.frame_index:010d}.png"
+def gt_path(root: str | os.PathLike, entry: kitti.SplitEntry, gt: str) -> Path:
+    """Where the GT of a split entry lives for a GT source (see the module docstring)."""
+    drive = Path(root) / entry.folder
+    if gt == "improved":
+        camera = f"image_0{kitti.SIDE_TO_CAMERA[entry.side]}"
+        return drive / "proj_depth" / "groundtruth" / camera / f"{entry.frame_index:010d}.png"
+    if gt == "dense":
+        return drive / "depth_true" / "data" / f"{entry.frame_index:010d}.npy"
+    return kitti.velodyne_path(root, entry.folder, entry.frame_index)
+
+
+GT_WHAT = {
+    "velodyne": "velodyne scan (velodyne GT is projected from velodyne_points)",
+    "improved": "improved ground-truth PNG (layout DRIVE/proj_depth/groundtruth/image_02/)",
+    "dense": "dense true depth (DRIVE/depth_true/data/, written by `depthcli synth kitti`)",
+}
+
+
+@lru_cache(maxsize=64)
+def kitti_intrinsics(calib_dir: Path, cam: int) -> np.ndarray:
+    """3x3 pixel intrinsics of a rectified camera in depthcli's 0-based convention (cx, cy minus 1)."""
+    k = kitti.rectified_projection(calib_dir, cam)[:3, :3].copy()
+    k[0, 2] -= 1.0
+    k[1, 2] -= 1.0
+    return k
+
+
+def intrinsics_from_normalised(k_norm: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Normalised (4x4 or 3x3) intrinsics -> 3x3 pixels at `shape` (H,W); `cx = cx_n W - 0.5`."""
+    height, width = shape
+    k = np.eye(3)
+    k[0, 0], k[0, 2] = k_norm[0, 0] * width, k_norm[0, 2] * width - 0.5
+    k[1, 1], k[1, 2] = k_norm[1, 1] * height, k_norm[1, 2] * height - 0.5
+    return k
+
+
+def _no_ground_truth(index: int) -> np.ndarray:
+    raise RuntimeError("this evaluation set holds images only")
+
+
+def kitti_frames(
+    root: str | os.PathLike, split: str | os.PathLike, frames: str = "auto"
+) -> tuple[EvalSet, list[kitti.SplitEntry], Path]:
+    """The images of a KITTI split (no GT yet) -> (set, its entries, the checked root)."""
+    root = kitti.check_kitti_root(root)
+    entries, label = read_split_argument(split)
+    used: set[str] = set()
+    images = EvalSet(
+        names=[_entry_name(entry) for entry in entries],
+        source=label,
+        load_gt=_no_ground_truth,
+        load_image=kitti_image_loader(root, entries, frames, used),
+        drives=tuple(sorted({entry.folder for entry in entries})),
+        frames_read=used,
+    )
+    return images, entries, root
 
 
 def kitti_eval_set(
-    root: str | os.PathLike, split: str | os.PathLike, protocol: str = "kitti-eigen", ext: str | None = None
+    root: str | os.PathLike,
+    split: str | os.PathLike,
+    protocol: str | Protocol = "kitti-eigen",
+    frames: str = "auto",
 ) -> EvalSet:
-    """A KITTI raw root + split file. Every GT file is checked up front, so that a split line without
-    velodyne (or benchmark PNG) fails at once with its line number instead of after an hour of inference."""
-    root = kitti.check_kitti_root(root)
-    entries = kitti.read_split(split)
-    if protocol == "kitti-benchmark":
-        gt_paths = [benchmark_gt_path(root, entry) for entry in entries]
-        what = "improved ground-truth PNG (kitti-benchmark layout: DRIVE/proj_depth/groundtruth/image_02/)"
-    else:
-        gt_paths = [kitti.velodyne_path(root, entry.folder, entry.frame_index) for entry in entries]
-        what = "velodyne scan (kitti-eigen GT is projected from velodyne_points)"
-    for entry, path in zip(entries, gt_paths, strict=True):
+    """A KITTI raw root + split. Every GT file is checked up front, so that a split line without velodyne
+    (or GT PNG) fails at once with its line number instead of after an hour of inference."""
+    protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    images, entries, root = kitti_frames(root, split, frames)
+    paths = [gt_path(root, entry, protocol.gt) for entry in entries]
+    for entry, path in zip(entries, paths, strict=True):
         if not path.is_file():
             raise DepthcliError(
-                f"split {split} line {entry.line} ({_entry_name(entry)}): no {what} at {path}; "
-                "remove the line or add the file"
+                f"split {images.source} line {entry.line} ({_entry_name(entry)}): no {GT_WHAT[protocol.gt]} at "
+                f"{path}; remove the line or add the file"
             )
+    depth_value = "velo_x" if protocol.gt_depth == "velo-x" else "cam_z"
 
     def load_gt(index: int) -> np.ndarray:
         entry = entries[index]
-        if protocol == "kitti-benchmark":
-            return read_depth_png(gt_paths[index], scale=256.0)
+        if protocol.gt == "improved":
+            return read_depth_png(paths[index], scale=256.0)
+        if protocol.gt == "dense":
+            return np.load(paths[index], allow_pickle=False).astype(np.float32)
+        calib = kitti.calib_dir_of(root, entry.folder)
         return kitti.velodyne_depth_map(
-            kitti.calib_dir_of(root, entry.folder), gt_paths[index], cam=kitti.SIDE_TO_CAMERA[entry.side]
+            calib, paths[index], cam=kitti.SIDE_TO_CAMERA[entry.side], depth_value=depth_value
         )
 
-    return EvalSet(
-        names=[_entry_name(entry) for entry in entries],
-        source=str(split),
-        load_gt=load_gt,
-        load_image=_kitti_image_loader(root, entries, ext),
-    )
+    def intrinsics(index: int) -> np.ndarray:
+        entry = entries[index]
+        return kitti_intrinsics(kitti.calib_dir_of(root, entry.folder), kitti.SIDE_TO_CAMERA[entry.side])
+
+    what = {"velodyne": f"velodyne ({protocol.gt_depth})", "improved": "improved PNGs", "dense": "depth_true"}
+    images.load_gt, images.intrinsics = load_gt, intrinsics
+    images.gt_source = f"{what[protocol.gt]} under {root}"
+    images.dense_gt = protocol.gt == "dense"
+    return images
 
 
 def read_index_list(path: str | os.PathLike, length: int) -> np.ndarray:
@@ -147,110 +246,78 @@ def nyu_eval_set(root: str | os.PathLike, split: str | os.PathLike | None = None
     if len(indices) == 0:
         raise DepthcliError(f"{where} selects no images")
     indices = [int(i) for i in indices]
+    k_norm = nyu.nyu_normalised_intrinsics()
+    used: set[str] = set()
+
+    def load_image(i: int) -> np.ndarray:
+        used.add("nyu")
+        return source[indices[i]][0]
+
     return EvalSet(
         names=[f"nyu {index}" for index in indices],
         source=where,
         load_gt=lambda i: source[indices[i]][1],
-        load_image=lambda i: source[indices[i]][0],
+        load_image=load_image,
+        intrinsics=lambda i: intrinsics_from_normalised(k_norm, source[indices[i]][1].shape),
+        gt_source=f"NYU depth maps in {root}",
+        dense_gt=True,
+        frames_read=used,
     )
 
 
-class _CacheReader:
-    """Lazy reader of a full-size eval cache (layout in `depthcli.data.cache_format`).
-
-    The HDF5 handle opens on first use, never before, so an EvalSet can cross a fork unopened.
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._handle: h5py.File | None = None
-
-    def file(self) -> h5py.File:
-        if self._handle is None:
-            self._handle = reopen_cache(self.path)
-        return self._handle
-
-    def frame(self, index: int) -> np.ndarray:
-        return read_entry(self.file(), self.path, "frames/rgb", index, self.file()["frames/hw"][index])
-
-
-def is_cache(data: str | os.PathLike) -> bool:
-    return Path(data).is_file() and Path(data).suffix.lower() in (".h5", ".hdf5")
-
-
-def cache_eval_set(path: str | os.PathLike, split: str | os.PathLike | None, protocol: str) -> EvalSet:
-    """Images + GT from an eval cache built at full size (`depthcli cache build` without --size).
-
-    KITTI caches hold their split: `split` may be omitted, else it must be the file the cache was built
-    from (same content). NYU caches use their `test` split, or `split` as for `nyu_eval_set`.
-    """
-    path = Path(path)
-    with open_cache(path) as handle:  # checked: version, checksum over every table used below, layout
-        attrs = dict(handle.attrs)
-        dataset, mode = attrs.get("dataset"), attrs.get("mode")
-        if mode != "eval":
-            raise DepthcliError(
-                f"cache {path} was built at {attrs.get('size')}; eval needs a full-size cache (no --size)"
-            )
-        if dataset == "kitti":
-            names = [
-                f"{folder} {frame} {side}"
-                for folder, frame, side in zip(
-                    handle["samples/folder"].asstr()[()],
-                    handle["samples/frame_index"][()],
-                    handle["samples/side"].asstr()[()],
-                    strict=True,
-                )
-            ]
-            frame_ids = handle["samples/frames"][:, 0]
-            gt_hw = handle["samples/gt_hw"][()]
-        else:
-            n_frames = handle["frames/rgb"].shape[0]
-            tables = {name: handle["split"][name][()] for name in handle.get("split", {})}
-    reader = _CacheReader(path)
-    if dataset == "kitti":
-        if protocol == "nyu":
-            raise DepthcliError(f"cache {path} holds KITTI; protocol nyu needs a NYU source")
-        if protocol == "kitti-benchmark":
-            raise DepthcliError(
-                f"cache {path} holds velodyne GT; kitti-benchmark needs the raw root with proj_depth PNGs"
-            )
-        if split is not None and not Path(split).is_file():
-            raise DepthcliError(f"split file {split} does not exist")
-        if split is not None and hashlib.sha256(Path(split).read_bytes()).hexdigest() != attrs.get("split_sha256"):
-            raise DepthcliError(
-                f"cache {path} was built from {attrs.get('split_file')}, not from {split}; rebuild it or drop --split"
-            )
-
-        def load_gt(i: int) -> np.ndarray:
-            return read_entry(reader.file(), path, "samples/depth_gt", i, gt_hw[i])
-
-        return EvalSet(names, str(path), load_gt, lambda i: reader.frame(int(frame_ids[i])))
-    if protocol != "nyu":
-        raise DepthcliError(f"cache {path} holds {dataset}; use --protocol nyu")
-    if split is not None:
-        indices, where = read_index_list(split, n_frames), str(split)
-    elif "test" in tables:
-        indices, where = tables["test"], f"{path} (test split)"
-    else:
-        raise DepthcliError(f"cache {path} has no test split; pass --split")
-    indices = [int(i) for i in indices]
-
-    def load_depth(i: int) -> np.ndarray:
-        frame = indices[i]
-        return read_entry(reader.file(), path, "frames/depth", frame, reader.file()["frames/hw"][frame])
-
-    return EvalSet([f"nyu {i}" for i in indices], where, load_depth, lambda i: reader.frame(indices[i]))
+def npz_eval_set(gt_file: str | os.PathLike, images: EvalSet | None) -> EvalSet:
+    """GT from monodepth2's `gt_depths.npz`; names, images and drives from `images` (the split) when given."""
+    depths = load_gt_depths(gt_file)
+    if images is not None and len(images) != len(depths):
+        raise DepthcliError(
+            f"{gt_file} holds {len(depths)} depth maps but split {images.source} has {len(images)} frames; "
+            "export the GT of that split"
+        )
+    if images is None:
+        return EvalSet([f"image {i}" for i in range(len(depths))], str(gt_file), lambda i: depths[i],
+                       gt_source=f"gt_depths.npz {gt_file}")  # fmt: skip
+    return EvalSet(
+        names=images.names,
+        source=images.source,
+        load_gt=lambda i: depths[i],
+        load_image=images.load_image,
+        intrinsics=None,  # the file does not say which camera made it
+        drives=images.drives,
+        gt_source=f"gt_depths.npz {gt_file}",
+        frames_read=images.frames_read,
+    )
 
 
 def open_eval_set(
-    data: str | os.PathLike, split: str | os.PathLike | None, protocol: str, ext: str | None = None
+    data: str | os.PathLike | None,
+    split: str | os.PathLike | None,
+    protocol: str | Protocol,
+    frames: str = "auto",
+    gt_file: str | os.PathLike | None = None,
 ) -> EvalSet:
-    """The evaluation set for `protocol` from a raw dataset root (KITTI / NYU) or an eval cache."""
+    """The evaluation set for `protocol` from a dataset root (KITTI / NYU), an eval cache, or a GT .npz."""
+    from depthcli.evaluation.eval_cache import cache_eval_set, is_cache
+
+    protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    if gt_file is not None:
+        images = None
+        if data is not None and (protocol.dataset == "nyu" or is_cache(data)):
+            images = open_eval_set(data, split, protocol, frames)
+        elif data is not None:
+            if split is None:
+                raise DepthcliError("--gt-npz with a KITTI --data needs --split (the split the GT was exported from)")
+            images = kitti_frames(data, split, frames)[0]
+        elif split is not None:  # names and drives of the split, no images
+            entries, label = read_split_argument(split)
+            drives = tuple(sorted({entry.folder for entry in entries}))
+            images = EvalSet([_entry_name(entry) for entry in entries], label, _no_ground_truth, drives=drives)
+        return npz_eval_set(gt_file, images)
+    if data is None:
+        raise DepthcliError("give --data (dataset root or eval cache) or --gt-npz (monodepth2's gt_depths.npz)")
     if is_cache(data):
         return cache_eval_set(data, split, protocol)
-    if protocol == "nyu":
+    if protocol.dataset == "nyu":
         return nyu_eval_set(data, split)
     if split is None:
-        raise DepthcliError(f"protocol {protocol} needs --split (e.g. eigen test_files.txt)")
-    return kitti_eval_set(data, split, protocol, ext)
+        raise DepthcliError(f"protocol {protocol.name} needs --split (e.g. eigen, or a test_files.txt)")
+    return kitti_eval_set(data, split, protocol, frames)

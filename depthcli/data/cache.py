@@ -30,6 +30,10 @@ from depthcli.locks import exclusive_lock, lock_path_for
 from depthcli.paths import check_output_file, refuse_output_overwriting_inputs
 from depthcli.sizes import format_size
 
+# HDF5 1.8 structures: object headers (with the attributes in them) carry a checksum that the library
+# verifies before decoding, so flipped bytes there become an error instead of a misread or a crash.
+# (1.10's superblock would also mark a killed build's file "open for write" and refuse to resume it.)
+HDF5_FORMAT = ("v108", "v108")
 TRAIN_OFFSETS = (0, -1, 1)
 EVAL_OFFSETS = (0,)
 
@@ -237,7 +241,7 @@ def _open_partial(partial: Path, plan: _Plan) -> h5py.File:
         except Exception:  # a partial killed mid-flush may be unreadable: it is rebuilt from scratch
             pass
         partial.unlink()
-    handle = h5py.File(partial, "w")
+    handle = h5py.File(partial, "w", libver=HDF5_FORMAT)
     try:
         _create_layout(handle, plan)
         handle.attrs["build_params"] = params
@@ -253,7 +257,6 @@ def _create_layout(handle: h5py.File, plan: _Plan) -> None:
         handle.attrs[key] = value
     handle.attrs["complete"] = False
     handle.attrs["checksum"] = ""
-    strings = h5py.string_dtype()
     n_frames = len(plan.frame_sources)
     height, width = plan.frame_hw.max(axis=0)
     frames = handle.create_group("frames")
@@ -261,11 +264,14 @@ def _create_layout(handle: h5py.File, plan: _Plan) -> None:
     if plan.attrs["dataset"] == "nyu":
         frames.create_dataset("depth", (n_frames, height, width), np.float32, chunks=(1, height, width))
     frames["hw"] = plan.frame_hw
-    frames.create_dataset("source", data=np.array(plan.frame_sources, dtype=object), dtype=strings)
+    _create_strings(frames, "source", plan.frame_sources)
     frames.create_dataset("crc32", (n_frames,), np.uint32)
     frames.create_dataset("done", (n_frames,), bool)
     for name, table in plan.tables.items():
-        handle.create_dataset(name, data=table, dtype=strings if table.dtype == object else table.dtype)
+        if table.dtype == object:
+            _create_strings(handle, name, table)
+        else:
+            handle.create_dataset(name, data=table)
     if "samples/frames" in handle:
         handle["samples/frames"].attrs["offsets"] = plan.attrs["offsets"]
     if plan.read_gt is not None:
@@ -278,6 +284,16 @@ def _create_layout(handle: h5py.File, plan: _Plan) -> None:
         samples["gt_hw"] = plan.gt_hw
         samples.create_dataset("gt_crc32", (n_samples,), np.uint32)
         samples.create_dataset("gt_done", (n_samples,), bool)
+
+
+def _create_strings(group: h5py.Group, name: str, values) -> None:
+    """A table of text as fixed-length UTF-8: variable-length strings live in HDF5's global heap, whose
+    descriptors carry no checksum, and a damaged one can crash the HDF5 library instead of raising."""
+    encoded = [str(value).encode("utf-8") for value in values]
+    dtype = h5py.string_dtype("utf-8", max([1, *map(len, encoded)]))
+    dataset = group.create_dataset(name, (len(encoded),), dtype=dtype)
+    if encoded:
+        dataset[...] = np.array(encoded, dtype=dtype)
 
 
 def _recheck_done(handle: h5py.File) -> None:

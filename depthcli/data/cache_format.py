@@ -12,7 +12,8 @@ Layout:
   own `gt_hw` / `gt_crc32` / `gt_done`.
 - NYU: `split/<name>` index arrays into the frames; the normalised Kinect intrinsics in attribute `K`.
 - Root attributes: format, format_version, dataset, source_root, split_name, size, mode, skipped,
-  build_params, checksum, complete.
+  build_params, checksum, complete. Text tables (`frames/source`, `samples/folder|side`) are
+  fixed-length UTF-8.
 
 Integrity: each entry (image, depth map) has a crc32; the root `checksum` is a sha256 over everything
 else a reader trusts: every root and dataset attribute, every table (sizes, names, indices,
@@ -21,6 +22,10 @@ compares it before any reader sees the file, and checks the layout, so that a da
 line naming it, never a traceback or silently wrong sizes. `verify_cache` also re-reads every entry.
 Version 1 caches (whose checksum left `frames/hw`, `gt_hw`, names and attributes out) are refused
 with a message to rebuild them.
+
+The HDF5 encoding is chosen for damage too: HDF5 1.8 object headers (checksummed by the library, so
+attributes cannot be misread) and text tables as fixed-length UTF-8 (variable-length strings keep
+unchecked descriptors in HDF5's global heap; fuzzing found one that crashed the library).
 """
 
 from __future__ import annotations

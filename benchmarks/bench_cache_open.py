@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from depthcli.data import cache
-from depthcli.data.cache_format import content_checksum, open_cache
+from depthcli.data.cache_file import content_checksum, open_cache
 from depthcli.data.datasets import CachedKittiDataset
 
 DRIVE = "2011_09_26/2011_09_26_drive_0000_sync"

@@ -27,14 +27,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
+from depthcli.checkpoints import save_checkpoint
 from depthcli.config import build_config
 from depthcli.data.cache import build_cache
 from depthcli.data.datasets import CachedNyuDataset
-from depthcli.engine.checkpoint import encoder_name_of, save_checkpoint
-from depthcli.engine.pretrain import PretrainConfig, PretrainTask, build_pretrain_dataset
-from depthcli.engine.pretrain import preset_values as pretrain_preset
+from depthcli.engine.pretrain import PretrainTask, build_pretrain_dataset
 from depthcli.engine.supervised import (
-    SupervisedConfig,
     SupervisedTask,
     evaluate_nyu,
     labelled_subset,
@@ -42,7 +40,9 @@ from depthcli.engine.supervised import (
 )
 from depthcli.engine.trainer import train
 from depthcli.nets import build_depth_net
-from depthcli.sizes import parse_size
+from depthcli.nets.loading import encoder_name_of
+from depthcli.recipe_configs import PRETRAIN, SupervisedConfig
+from depthcli.sizes import parse_image_size, parse_size
 from depthcli.synth import synth_nyu
 
 METHODS = ("gradient", "moco", "random")
@@ -56,11 +56,9 @@ def repeated(dataset: Dataset, length: int) -> Dataset:
 
 def pretrain(args, key: str, cache: Path, run_dir: Path, encoder: str, device: str) -> tuple[Path, float]:
     """Pretrain `encoder` with `key` ("gradient"/"rgb"); returns (encoder.ckpt, images per second)."""
-    config = build_config(
-        PretrainConfig,
-        pretrain_preset("grmc" if key == "gradient" else "moco"),
-        None,
-        {
+    config = PRETRAIN.build_config(
+        "grmc" if key == "gradient" else "moco",
+        overrides={
             "encoder": encoder,
             "data": str(cache),
             "dataset": "nyu",
@@ -112,7 +110,7 @@ def finetune(args, cache: Path, fraction: float, init: Path | None, run_dir: Pat
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=48)
-    parser.add_argument("--image-size", type=parse_size_any, default=(128, 96))
+    parser.add_argument("--image-size", type=parse_image_size, default=(128, 96))
     parser.add_argument("--net", default="monodepth2", help="depth net fine-tuned (its encoder is pretrained)")
     parser.add_argument("--pretrain-steps", type=int, default=50)
     parser.add_argument("--pretrain-size", type=parse_size, default=(64, 64))
@@ -162,10 +160,6 @@ def main() -> None:
     print_table(results, args, encoder, elapsed)
     if args.json:
         args.json.write_text(json.dumps({"args": _plain(vars(args)), "results": results}, indent=2))
-
-
-def parse_size_any(text: str) -> tuple[int, int]:
-    return parse_size(text, multiple=1)
 
 
 def _plain(values: dict) -> dict:

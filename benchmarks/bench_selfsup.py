@@ -29,15 +29,10 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from depthcli.engine.selfsup import (
-    SelfSupTask,
-    build_selfsup_config,
-    from_scratch_schedule,
-    preset_values,
-    run_selfsup,
-    training_transform,
-)
+from depthcli.engine.runner import run_recipe
+from depthcli.engine.selfsup import SELFSUP_RECIPE, SelfSupTask, from_scratch_schedule, training_transform
 from depthcli.geometry import intrinsics_from_normalised
+from depthcli.recipe_configs import SELFSUP
 from depthcli.sizes import parse_resolutions
 
 KITTI_K = torch.tensor([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
@@ -62,7 +57,7 @@ def throughput(presets: list[str], sizes: list[tuple[int, int]], batch_size: int
     rows = []
     for preset in presets:
         for size in sizes:
-            config = build_selfsup_config(preset, overrides={"size": size})
+            config = SELFSUP.build_config(preset, overrides={"size": size})
             torch.manual_seed(0)
             task = SelfSupTask(config)
             optimizer = torch.optim.Adam(task.parameters(), lr=1e-4)
@@ -112,9 +107,9 @@ def quality(
     world_size: tuple[int, int],
     small: bool = False,
 ):
-    from depthcli.engine.checkpoint import load_depth_model
+    from depthcli.evaluation.eval_sets import open_eval_set
     from depthcli.evaluation.evaluate import EvalOptions, evaluate_model, evaluate_predictions
-    from depthcli.evaluation.ground_truth import open_eval_set
+    from depthcli.nets.loading import load_depth_model
     from depthcli.synth import synth_kitti
 
     train_root, test_root = out / "world_train", out / "world_test"
@@ -128,12 +123,12 @@ def quality(
                      "batch_size": batch_size, "epochs": 1000, "num_workers": 0, "save_every": 100,
                      "channels_last": True, "lr": lr, **from_scratch_schedule(steps)}  # fmt: skip
         if small:
-            overrides["net"] = f"{preset_values(preset)['net']}-small"
-        config = build_selfsup_config(preset, overrides=overrides)
+            overrides["net"] = f"{SELFSUP.preset_values(preset)['net']}-small"
+        config = SELFSUP.build_config(preset, overrides=overrides)
         start = time.monotonic()
-        result = run_selfsup(config, out / f"run_{config.net}_lr{lr:g}", progress=True)
-        model, saved = load_depth_model(result.last_checkpoint)
-        trained = evaluate_model(model, eval_set, [size], saved["min_depth"], saved["max_depth"])[0].summary()
+        result = run_recipe(SELFSUP_RECIPE, config, out / f"run_{config.net}_lr{lr:g}", progress=True).train
+        model = load_depth_model(result.last_checkpoint)
+        trained = evaluate_model(model.net, eval_set, [size], model.min_depth, model.max_depth)[0].summary()
         untrained_net = SelfSupTask.from_config(config).networks["depth"]  # the trained net's own initial weights
         untrained = evaluate_model(untrained_net, eval_set, [size], config.min_depth, config.max_depth)[0].summary()
         table[preset] = {"steps": result.steps, "minutes": (time.monotonic() - start) / 60,

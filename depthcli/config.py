@@ -2,17 +2,19 @@
 
 The resolved config is a plain dict (`config_to_dict`) saved in the run directory and inside every
 checkpoint, so a checkpoint alone rebuilds its model. Config files are flat tables whose keys are the
-dataclass fields: TOML (`tomllib`), JSON, or YAML when `pyyaml` happens to be installed.
+dataclass fields: TOML (`tomllib`), JSON or YAML. Fields declared with `setting` carry their help text,
+from which the command line draws its flags (`depthcli.cli.config_flags`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,11 +24,28 @@ from depthcli.errors import DepthcliError
 ConfigT = TypeVar("ConfigT")
 
 
+def setting(
+    default: Any,
+    help: str,
+    *,
+    flag: bool = False,
+    none: str | None = None,
+    parse: Callable[[str], Any] | None = None,
+) -> Any:
+    """A config field with its help text (one source for the dataclass, `--help` and the docs).
+
+    `flag=True` gives the field a command-line flag of its own (every field can also be set with
+    `--set key=value`); `none` says what a `None` default means; `parse` turns the flag's text into
+    the value (e.g. `parse_size` for `640x192`).
+    """
+    return dataclasses.field(default=default, metadata={"help": help, "flag": flag, "none": none, "parse": parse})
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a TOML / JSON / YAML config file into a dict; a missing or malformed file is a DepthcliError."""
     path = Path(path)
     if not path.is_file():
-        raise DepthcliError(f"config file {path} does not exist; give an existing .toml or .json file")
+        raise DepthcliError(f"config file {path} does not exist; give an existing .toml, .json or .yaml file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
@@ -35,12 +54,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         elif suffix == ".json":
             data = json.loads(path.read_text(encoding="utf-8"))
         elif suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError as exc:
-                raise DepthcliError(
-                    f"config file {path}: YAML needs the pyyaml package; `pip install pyyaml` or use TOML"
-                ) from exc
+            import yaml
+
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         else:
             raise DepthcliError(f"config file {path}: unknown extension {suffix!r}; use .toml, .json or .yaml")
@@ -100,9 +115,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def field_types(config_class: type) -> dict[str, Any]:
+    """The resolved type annotation of every field of a config dataclass (resolved once per class)."""
+    return typing.get_type_hints(config_class)
+
+
 def _checked_layer(config_class: type, layer: Mapping[str, Any], source: str) -> dict[str, Any]:
     fields = {field.name: field for field in dataclasses.fields(config_class)}
-    hints = typing.get_type_hints(config_class)
+    hints = field_types(config_class)
     checked = {}
     for key, value in layer.items():
         if key not in fields:

@@ -97,9 +97,10 @@ def _build_caches(world: Path, out_dir: Path, settings: DemoSettings, log: Log) 
 
 
 def _selfsup_config(train_cache: Path, settings: DemoSettings, max_steps: int = 0):
-    from depthcli.engine.selfsup import build_selfsup_config, from_scratch_schedule
+    from depthcli.engine.selfsup import from_scratch_schedule
+    from depthcli.recipe_configs import SELFSUP
 
-    return build_selfsup_config(
+    return SELFSUP.build_config(
         "radepth",
         overrides={
             "data": str(train_cache),
@@ -119,8 +120,9 @@ def _selfsup_config(train_cache: Path, settings: DemoSettings, max_steps: int = 
 
 def _train(train_cache: Path, run_dir: Path, settings: DemoSettings, log: Log) -> Path:
     from depthcli.config import load_config_file
-    from depthcli.engine.selfsup import run_selfsup
-    from depthcli.engine.trainer import CONFIG_FILE, LAST_CHECKPOINT
+    from depthcli.engine.run_dir import CONFIG_FILE, LAST_CHECKPOINT
+    from depthcli.engine.runner import run_recipe
+    from depthcli.engine.selfsup import SELFSUP_RECIPE
 
     resume = (run_dir / LAST_CHECKPOINT).is_file()
     if resume:  # the step budget chosen when this run started (the run's resolved config)
@@ -131,8 +133,8 @@ def _train(train_cache: Path, run_dir: Path, settings: DemoSettings, log: Log) -
     verb = "resuming" if resume else "training"
     size, minutes = format_size(settings.train_size), settings.budget_minutes
     log(f"train: {verb} RA-Depth ({settings.net}) at {size}, {steps} steps (~{minutes:g} min) -> {run_dir}")
-    result = run_selfsup(_selfsup_config(train_cache, settings, steps), run_dir, resume=resume, progress=True)
-    return result.last_checkpoint
+    config = _selfsup_config(train_cache, settings, steps)
+    return run_recipe(SELFSUP_RECIPE, config, run_dir, resume=resume, progress=True).train.last_checkpoint
 
 
 def _seconds_per_step(config, timed_steps: int = 4) -> float:
@@ -145,20 +147,14 @@ def _seconds_per_step(config, timed_steps: int = 4) -> float:
     import tempfile
     import time
 
-    from depthcli.engine.selfsup import SelfSupTask, open_training_data
-    from depthcli.engine.trainer import train
+    from depthcli.engine.runner import run_recipe
+    from depthcli.engine.selfsup import SELFSUP_RECIPE
 
     stamps: list[float] = []
     timing = dataclasses.replace(config, max_steps=timed_steps + 1, max_minutes=0.0, save_every=0)
     with tempfile.TemporaryDirectory(prefix="depthcli_timing_") as scratch:
-        dataset = open_training_data(timing, Path(scratch))
-        train(
-            SelfSupTask(timing),
-            dataset,
-            timing,
-            scratch,
-            progress=False,
-            on_step=lambda *_: stamps.append(time.perf_counter()),
+        run_recipe(
+            SELFSUP_RECIPE, timing, scratch, progress=False, on_step=lambda *_: stamps.append(time.perf_counter())
         )
     return (stamps[-1] - stamps[0]) / timed_steps
 
@@ -181,19 +177,19 @@ def _mean_training_depth(world: Path) -> float:
 def _evaluate(
     checkpoint: Path, train_cache: Path, eval_cache: Path, world: Path, settings: DemoSettings, log: Log
 ) -> dict:
-    from depthcli.engine.checkpoint import load_depth_model
     from depthcli.engine.selfsup import SelfSupTask
+    from depthcli.evaluation.eval_sets import open_eval_set
     from depthcli.evaluation.evaluate import EvalOptions, evaluate_model, evaluate_predictions
-    from depthcli.evaluation.ground_truth import open_eval_set
+    from depthcli.nets.loading import load_depth_model
 
     log(f"eval: KITTI Eigen protocol (median scaling) on the held-out drive ({eval_cache})")
     eval_set = open_eval_set(eval_cache, None, "kitti-eigen")
-    trained, config = load_depth_model(checkpoint)
+    trained = load_depth_model(checkpoint)
     untrained = SelfSupTask.from_config(_selfsup_config(train_cache, settings)).networks["depth"]
-    resolution = [tuple(config["size"])]
+    resolution = [trained.size]
     rows = {}
-    for name, model in (("trained", trained), ("untrained", untrained)):
-        (result,) = evaluate_model(model, eval_set, resolution, config["min_depth"], config["max_depth"])
+    for name, model in (("trained", trained.net), ("untrained", untrained)):
+        (result,) = evaluate_model(model, eval_set, resolution, trained.min_depth, trained.max_depth)
         rows[name] = result.summary()
     mean_depth = _mean_training_depth(world)
     gt_shapes = [eval_set.load_gt(i).shape for i in range(len(eval_set))]

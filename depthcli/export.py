@@ -11,10 +11,9 @@ import torch
 from torch import Tensor, nn
 
 from depthcli.atomic import atomic_path
-from depthcli.engine.checkpoint import load_depth_model
 from depthcli.errors import DepthcliError, out_of_memory_as_error
-from depthcli.inference import refuse_nonfinite_weights
 from depthcli.nets import check_input_size
+from depthcli.nets.loading import load_depth_model
 from depthcli.paths import check_output_file, refuse_output_overwriting_inputs
 
 OPSET = 17
@@ -81,7 +80,6 @@ def export_checkpoint_onnx(
     check_output_file(out, "--out")
     refuse_output_overwriting_inputs([("--out", out)], [("checkpoint", checkpoint)])
     require_onnx()
-    model, config = load_depth_model(checkpoint, device="cpu")
-    refuse_nonfinite_weights(model, str(checkpoint))
-    size = tuple(size) if size is not None else tuple(config["size"])
-    return export_onnx(model, size, out, dynamic=dynamic), size
+    model = load_depth_model(checkpoint, device="cpu")
+    size = tuple(size) if size is not None else model.size
+    return export_onnx(model.net, size, out, dynamic=dynamic), size

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from depthcli.data.images import resize_rgb_lanczos
-from depthcli.errors import DepthcliError, out_of_memory_as_error
+from depthcli.errors import out_of_memory_as_error
 
 # How frames reach the network size: "torch" = bilinear with antialiasing on the float tensor (the default);
 # "pil-lanczos" = PIL's Lanczos on the uint8 image, then /255, as monodepth2's test_simple.py and its
@@ -92,20 +92,6 @@ def run_depth_net(
             else:
                 outputs.append(model(batch)[("disp", 0)].float())
     return torch.cat(outputs)
-
-
-def refuse_nonfinite_weights(model: nn.Module, source: str) -> None:
-    """A net whose weights hold NaN or inf (a diverged run) predicts NaN everywhere: say so before using it.
-
-    Otherwise eval would print NaN metrics with exit status 0 and predict would write meaningless images.
-    """
-    weights = model.state_dict().items()
-    bad = [name for name, tensor in weights if tensor.is_floating_point() and not tensor.isfinite().all()]
-    if bad:
-        raise DepthcliError(
-            f"checkpoint {source}: {len(bad)} weight tensor(s) hold NaN or inf (first: {bad[0]}), so every "
-            "prediction would be NaN; the run diverged: use an earlier checkpoint"
-        )
 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:

@@ -12,44 +12,29 @@ import io
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
 from depthcli.atomic import atomic_write_bytes
-from depthcli.data.images import read_rgb
-from depthcli.engine.checkpoint import load_depth_model
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth
-from depthcli.inference import IMAGE_RESIZES, images_to_batch, refuse_nonfinite_weights, run_depth_net
+from depthcli.inference import IMAGE_RESIZES, images_to_batch, run_depth_net
 from depthcli.nets import check_input_size
-from depthcli.paths import GLOB_CHARS, check_input_file, glob_paths, refuse_output_overwriting_inputs
+from depthcli.nets.loading import load_depth_model
+from depthcli.paths import refuse_output_overwriting_inputs
+from depthcli.predict_inputs import InputFrame, iter_images, plan_inputs, plan_split
 from depthcli.visualize import colorize_disparity, colormap_lut
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
-VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 # What each `--save` kind writes, as a suffix appended to the input's stem.
 OUTPUT_SUFFIXES = {"png": "_disp.png", "npy": "_disp.npy", "depth16": "_depth.png"}
 DEFAULT_SAVE = ("png", "npy")
 # 16-bit depth PNGs store metres x 256 (the KITTI depth benchmark convention): 1/256 m steps, max 255.99 m.
 DEPTH16_SCALE = 256.0
-
-
-@dataclass(frozen=True)
-class InputFrame:
-    """One image to predict: a still image file, or frame `frame_index` of a video file."""
-
-    source: Path
-    frame_index: int | None
-    out_stem: PurePosixPath  # relative to the output folder, without suffix: "sub/img" or "clip/000010"
-
-    @property
-    def label(self) -> str:
-        return str(self.source) if self.frame_index is None else f"{self.source} (frame {self.frame_index})"
 
 
 @dataclass
@@ -108,108 +93,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def plan_inputs(
-    inputs: Sequence[str | os.PathLike], recursive: bool = False, every: int = 1, exclude: Path | None = None
-) -> tuple[list[InputFrame], list[tuple[str, str]]]:
-    """Expand files, folders, globs and videos into frames with unique output stems.
-
-    Returns `(frames, failures)`; a video that cannot be opened is a failure, not an error, so that
-    the rest still runs. Paths under `exclude` (the output folder) are skipped, so re-running into a
-    folder inside the input does not predict on its own outputs.
-    """
-    if every < 1:
-        raise DepthcliError(f"--every {every}: must be 1 or more")
-    if not inputs:
-        raise DepthcliError("no INPUT given; pass image files, folders, globs or videos")
-    frames: list[InputFrame] = []
-    failures: list[tuple[str, str]] = []
-    for text in inputs:
-        for path, rel in _expand_input(str(text), recursive, exclude):
-            if path.suffix.lower() in VIDEO_SUFFIXES:
-                video_frames, problem = _plan_video(path, rel, every)
-                frames.extend(video_frames)
-                if problem:
-                    failures.append((str(path), problem))
-            else:
-                frames.append(InputFrame(path, None, rel.with_suffix("")))
-    _check_unique_stems(frames)
-    return frames, failures
-
-
-def plan_split(inputs: Sequence[str | os.PathLike], split: str | os.PathLike) -> list[InputFrame]:
-    """The frames of a KITTI split under the one INPUT root, with outputs named like the images inside it
-    (DATE/DRIVE/image_02/data/FRAME_*), the layout `depthcli eval --predictions FOLDER` reads."""
-    from depthcli.data.kitti import check_kitti_root, image_path
-    from depthcli.data.standard_splits import read_split_argument
-
-    if len(inputs) != 1:
-        raise DepthcliError("--split takes exactly one INPUT: the KITTI raw root the split's frames are under")
-    root = check_kitti_root(inputs[0])
-    frames = []
-    for entry in read_split_argument(split)[0]:
-        path = image_path(root, entry.folder, entry.frame_index, entry.side, "png")
-        path = path if path.is_file() or not path.with_suffix(".jpg").is_file() else path.with_suffix(".jpg")
-        frames.append(InputFrame(path, None, PurePosixPath(path.relative_to(root).with_suffix("").as_posix())))
-    return frames
-
-
-def _expand_input(text: str, recursive: bool, exclude: Path | None) -> list[tuple[Path, PurePosixPath]]:
-    """One INPUT -> (file, output-relative path) pairs; folders keep their inner structure."""
-    path = Path(text)
-    if not path.exists() and GLOB_CHARS & set(text):
-        matches = glob_paths(text)
-        if not matches:
-            raise DepthcliError(f"input pattern {text!r} matches nothing; check the quoting and the path")
-        return [pair for match in matches for pair in _expand_input(str(match), recursive, exclude)]
-    if not path.is_dir():
-        check_input_file(path, "input", "give image files, folders, globs or videos")
-        return [(path, PurePosixPath(path.name))]
-    # `**` never enters symlinked folders (a link back up the tree would never end), as in `glob_paths`
-    pattern = "**/*" if recursive else "*"
-    excluded = exclude.resolve() if exclude is not None else None
-    files = []
-    for child in sorted(path.glob(pattern)):
-        rel = child.relative_to(path)
-        if not child.is_file() or any(part.startswith(".") for part in rel.parts):
-            continue
-        if excluded is not None and child.resolve().is_relative_to(excluded):
-            continue
-        files.append((child, PurePosixPath(rel.as_posix())))
-    if not files:
-        hint = "" if recursive else " (use --recursive to look into subfolders)"
-        raise DepthcliError(f"input folder {path} holds no files{hint}")
-    return files
-
-
-def _plan_video(path: Path, rel: PurePosixPath, every: int) -> tuple[list[InputFrame], str | None]:
-    capture = cv2.VideoCapture(str(path))
-    try:
-        if not capture.isOpened():
-            return [], "cannot be opened as a video"
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        if count <= 0:  # some containers do not store it: count by decoding headers
-            count = 0
-            while capture.grab():
-                count += 1
-    finally:
-        capture.release()
-    if count == 0:
-        return [], "video holds no frames"
-    folder = rel.with_suffix("")
-    return [InputFrame(path, index, folder / f"{index:06d}") for index in range(0, count, every)], None
-
-
-def _check_unique_stems(frames: list[InputFrame]) -> None:
-    seen: dict[PurePosixPath, InputFrame] = {}
-    for frame in frames:
-        other = seen.setdefault(frame.out_stem, frame)
-        if other is not frame:
-            raise DepthcliError(
-                f"inputs {other.label} and {frame.label} would both write {frame.out_stem}_*; "
-                "rename one or predict them into different --out folders"
-            )
-
-
 def output_paths(frame: InputFrame, out_dir: Path, save: Sequence[str]) -> dict[str, Path]:
     """Where each saved kind of `frame` goes."""
     return {kind: out_dir / f"{frame.out_stem}{OUTPUT_SUFFIXES[kind]}" for kind in save}
@@ -233,47 +116,6 @@ def check_existing(frames: Sequence[InputFrame], out_dir: Path, save: Sequence[s
     if existing:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise DepthcliError(f"output {existing[0]} already exists{more}; pass --overwrite to replace it")
-
-
-def iter_images(frames: Sequence[InputFrame]) -> Iterator[tuple[InputFrame, np.ndarray | None, str | None]]:
-    """Yield `(frame, rgb, None)` or `(frame, None, reason)` in order; videos are decoded sequentially."""
-    start = 0
-    while start < len(frames):
-        frame = frames[start]
-        if frame.frame_index is None:
-            try:
-                yield frame, read_rgb(frame.source), None
-            except DepthcliError as exc:
-                suffix = frame.source.suffix.lower()
-                not_image = suffix not in IMAGE_SUFFIXES
-                yield frame, None, f"not an image file ({suffix or 'no suffix'})" if not_image else str(exc)
-            start += 1
-            continue
-        stop = start
-        while stop < len(frames) and frames[stop].source == frame.source and frames[stop].frame_index is not None:
-            stop += 1
-        yield from _iter_video(frames[start:stop])
-        start = stop
-
-
-def _iter_video(frames: Sequence[InputFrame]) -> Iterator[tuple[InputFrame, np.ndarray | None, str | None]]:
-    wanted = {frame.frame_index: frame for frame in frames}
-    capture = cv2.VideoCapture(str(frames[0].source))
-    index = 0
-    try:
-        while wanted and capture.grab():
-            frame = wanted.pop(index, None)
-            if frame is not None:
-                ok, bgr = capture.retrieve()
-                if ok and bgr is not None:
-                    yield frame, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None
-                else:
-                    yield frame, None, "frame cannot be decoded"
-            index += 1
-    finally:
-        capture.release()
-    for frame in wanted.values():
-        yield frame, None, "video ended before this frame"
 
 
 def predict_frames(
@@ -397,23 +239,22 @@ def predict(
     )
     if not overwrite:
         check_existing(frames, out_dir, kinds)
-    model, config = load_depth_model(checkpoint, device=torch_device)
-    refuse_nonfinite_weights(model, str(checkpoint))
+    model = load_depth_model(checkpoint, device=torch_device)
     ensure_writable(out_dir)
     options = PredictOptions(
-        size=tuple(size) if size is not None else tuple(config["size"]),
+        size=tuple(size) if size is not None else model.size,
         save=kinds,
         colormap=colormap,
         batch_size=batch_size,
         scale_factor=scale_factor,
-        min_depth=float(config["min_depth"]),
-        max_depth=float(config["max_depth"]),
+        min_depth=model.min_depth,
+        max_depth=model.max_depth,
         image_resize=image_resize,
     )
     if on_start is not None:
         on_start(len(frames) + len(failures))
     if on_progress is not None and failures:
         on_progress(len(failures))
-    result = predict_frames(model, frames, out_dir, options, on_progress=on_progress)
+    result = predict_frames(model.net, frames, out_dir, options, on_progress=on_progress)
     result.failures = failures + result.failures
     return result

@@ -18,7 +18,7 @@ import torch
 
 from depthcli.data import kitti
 from depthcli.data.cache import build_cache
-from depthcli.data.cache_format import cache_info, verify_cache
+from depthcli.data.cache_file import cache_info, verify_cache
 from depthcli.data.datasets import CachedKittiDataset, CachedNyuDataset
 from depthcli.data.images import read_rgb
 from depthcli.errors import DepthcliError

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from depthcli.data.cache import build_cache
-from depthcli.data.cache_format import cache_info, open_cache, verify_cache
+from depthcli.data.cache_file import cache_info, open_cache, verify_cache
 from depthcli.data.datasets import CachedKittiDataset, CachedNyuDataset
 from depthcli.data.pretrain_views import open_image_source
 from depthcli.errors import DepthcliError
@@ -87,7 +87,7 @@ def test_second_build_to_the_same_output_refuses_and_a_killed_holder_frees_it(ki
             assert holder.poll() is None and time.monotonic() < deadline, "the holding build did not start"
             time.sleep(0.05)
         args = ("cache", "build", "--dataset", "kitti", "--root", kitti_mini, "--split", split, "--out", out)
-        second = _cli(*args, "--size", "64x32")
+        second = _cli(*args, "--size", "64x64")
         lines = second.stderr.strip().splitlines()
         assert second.returncode == 2 and len(lines) == 1, second.stderr
         assert f"{out} is being written by another" in lines[0] and f"pid {holder.pid}" in lines[0]
@@ -101,7 +101,7 @@ def test_second_build_to_the_same_output_refuses_and_a_killed_holder_frees_it(ki
             holder.wait()
     assert lock_path_for(out).exists(), "a killed build leaves its lock file, but not the lock"
     assert hashlib.sha256(out.read_bytes()).hexdigest() == previous
-    third = _cli(*args, "--size", "64x32")
+    third = _cli(*args, "--size", "64x64")
     assert third.returncode == 0, third.stderr
     assert verify_cache(out) == [] and cache_info(out)["samples"] == 2
     assert not lock_path_for(out).exists() and not (tmp_path / "cache.h5.partial").exists()
@@ -187,7 +187,7 @@ def test_attributes_without_datasets_are_one_line_in_every_reader(reader, caches
 
 def test_hand_crafted_file_with_a_matching_checksum_still_fails_its_layout_check(caches, tmp_path):
     """A checksum recomputed over a malformed file (frames/hw beyond the stored images) is not enough."""
-    from depthcli.data.cache_format import content_checksum
+    from depthcli.data.cache_file import content_checksum
 
     path = tmp_path / "crafted.h5"
     path.write_bytes(caches["kitti-train"].read_bytes())

@@ -27,9 +27,9 @@ import numpy as np
 import pytest
 import torch
 
+from depthcli.checkpoints import save_checkpoint
 from depthcli.cli.app import main
 from depthcli.data.cache import build_cache
-from depthcli.engine.checkpoint import save_checkpoint
 from depthcli.nets import build_depth_net
 
 CASE_TIMEOUT_S = 60  # a case that hangs (e.g. a glob walking a symlink loop) fails instead of blocking CI
@@ -255,7 +255,7 @@ CASES: dict[str, tuple[Args, str]] = {
         "same file as",
     ),
     "cache out is a FIFO": (
-        lambda ws: [*_kitti_cache_args(ws), "--split", ws.split, "--out", ws.fifo("fifo.h5"), "--size", "64x32"],
+        lambda ws: [*_kitti_cache_args(ws), "--split", ws.split, "--out", ws.fifo("fifo.h5"), "--size", "64x64"],
         "fifo.h5",
     ),
     "cache split is a FIFO": (

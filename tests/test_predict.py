@@ -13,11 +13,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from depthcli.checkpoints import save_checkpoint
 from depthcli.cli.app import app
-from depthcli.engine.checkpoint import save_checkpoint
 from depthcli.errors import DepthcliError
 from depthcli.nets import build_depth_net
-from depthcli.predict import plan_inputs, predict
+from depthcli.predict import predict
+from depthcli.predict_inputs import plan_inputs
 from depthcli.visualize import colorize_disparity
 
 NET_SIZE = (128, 64)  # (W, H)

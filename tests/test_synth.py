@@ -287,7 +287,7 @@ def test_nyu_reader_round_trip(synthetic_nyu):
 
 def test_cache_builds_and_verifies_from_synthetic_kitti(synthetic_kitti, tmp_path):
     from depthcli.data.cache import build_cache
-    from depthcli.data.cache_format import verify_cache
+    from depthcli.data.cache_file import verify_cache
 
     out = build_cache("kitti", synthetic_kitti, tmp_path / "w.h5", split=synthetic_kitti / "train_files.txt")
     assert verify_cache(out) == []

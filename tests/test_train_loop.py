@@ -10,10 +10,12 @@ from torch import nn
 from torch.utils.data import Dataset
 from typer.testing import CliRunner
 
+from depthcli.checkpoints import load_checkpoint
 from depthcli.cli.app import app
-from depthcli.engine.checkpoint import load_checkpoint
-from depthcli.engine.trainer import TrainConfig, TrainingDiverged, TrainingTask, train
+from depthcli.engine.task import TrainingTask
+from depthcli.engine.trainer import TrainingDiverged, train
 from depthcli.errors import DepthcliError
+from depthcli.recipe_configs import TrainConfig
 
 
 class NoisyPoints(Dataset):

@@ -27,7 +27,7 @@ def build(
 ) -> None:
     """Pack images (resized with --size, full size otherwise), neighbours, intrinsics, GT and split."""
     from depthcli.data.cache import build_cache
-    from depthcli.data.cache_format import cache_info
+    from depthcli.data.cache_file import cache_info
 
     parsed_size = parse_size(size) if size is not None else None
     console = Console()
@@ -58,7 +58,7 @@ def build(
 @cache_app.command("info")
 def info(path: Path = typer.Argument(..., help="Cache file.")) -> None:
     """Print the cache's attributes and counts as JSON."""
-    from depthcli.data.cache_format import cache_info
+    from depthcli.data.cache_file import cache_info
 
     typer.echo(json.dumps(cache_info(path), indent=2, sort_keys=True))
 
@@ -66,7 +66,7 @@ def info(path: Path = typer.Argument(..., help="Cache file.")) -> None:
 @cache_app.command("verify")
 def verify(path: Path = typer.Argument(..., help="Cache file.")) -> None:
     """Re-read every entry against its checksum; exit 1 and list the bad entries if any."""
-    from depthcli.data.cache_format import verify_cache
+    from depthcli.data.cache_file import verify_cache
 
     problems = verify_cache(path)
     if problems:

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from depthcli.sizes import parse_size
+from depthcli.sizes import parse_image_size
 
 synth_app = typer.Typer(
     help="Render synthetic KITTI-like drives or NYU-like rooms (exact depth).", no_args_is_help=True
@@ -17,15 +17,15 @@ synth_app = typer.Typer(
 
 def _render(kind: str, out: Path, call) -> None:
     console = Console()
-    console.print(f"writing synthetic {kind} into {out}")
+    console.print(f"writing synthetic {kind} into {out}", soft_wrap=True)
     with Progress(
         TextColumn(f"[bold]synth {kind}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
     ) as bar:
         task = bar.add_task("frames", total=None)
         summary = call(lambda done, total: bar.update(task, completed=done, total=total))
-    console.print(f"{summary.frames} frames written to {summary.root}")
+    console.print(f"{summary.frames} frames written to {summary.root}", soft_wrap=True)
     for path in summary.files:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", soft_wrap=True)
 
 
 @synth_app.command("kitti")
@@ -41,7 +41,7 @@ def kitti(
     """KITTI raw layout: calib files, image_02 PNGs, velodyne scans, dense true depth, split files."""
     from depthcli.synth import synth_kitti
 
-    parsed = parse_size(size, multiple=1)
+    parsed = parse_image_size(size)
     _render(
         "kitti",
         out,
@@ -62,7 +62,7 @@ def nyu(
     """NYU labelled layout: v7.3 .mat with images, depths, rawDepths, plus splits.mat."""
     from depthcli.synth import synth_nyu
 
-    parsed = parse_size(size, multiple=1)
+    parsed = parse_image_size(size)
     _render("nyu", out, lambda progress: synth_nyu(out, frames, parsed, seed, workers=workers, progress=progress))
 
 

@@ -1,4 +1,4 @@
-"""RA-Depth's arbitrary-scale augmentation as a transform on one sample dict (see docs/parity.md).
+"""RA-Depth's arbitrary-scale augmentation as a transform on one sample dict (docs/methods.md, docs/parity.md).
 
 The sample's own images are the *middle* variant (plain resize, the only one with colour jitter).
 This adds, for every frame `f`, un-jittered *high* and *low* variants of the same size h x w:

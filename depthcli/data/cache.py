@@ -1,6 +1,6 @@
 """Building one HDF5 file per dataset split: decoded, resized frames, intrinsics, ground truth and the split.
 
-The layout, checksums and the reading side live in `depthcli.data.cache_format`.
+The layout, checksums and the reading side live in `depthcli.data.cache_file`.
 
 Builds are atomic and resumable: everything is written into `OUT.partial` with a per-entry done flag;
 a rebuild with identical parameters re-checks the entries already done and continues. Only a
@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from depthcli.data import kitti, nyu
-from depthcli.data.cache_format import DATASETS, FORMAT, FORMAT_VERSION, content_checksum, crc, entry_groups
+from depthcli.data.cache_file import DATASETS, FORMAT, FORMAT_VERSION, content_checksum, entry_crc, entry_groups
 from depthcli.data.images import read_rgb, resize_depth, resize_rgb
 from depthcli.errors import DepthcliError
 from depthcli.locks import exclusive_lock, lock_path_for
@@ -302,7 +302,7 @@ def _recheck_done(handle: h5py.File) -> None:
         done = handle[done_name][()]
         crcs = handle[crc_name][()]
         for i in np.flatnonzero(done):
-            if crc(*(handle[name][i] for name in data_names)) != crcs[i]:
+            if entry_crc(*(handle[name][i] for name in data_names)) != crcs[i]:
                 done[i] = False
         handle[done_name][...] = done
 
@@ -334,14 +334,14 @@ def _fill(handle: h5py.File, plan: _Plan, progress: Progress | None) -> None:
             depth = _padded(depth.astype(np.float32), depth_ds.shape[1:])
             depth_ds[i] = depth
             arrays.append(depth)
-        handle["frames/crc32"][i] = crc(*arrays)
+        handle["frames/crc32"][i] = entry_crc(*arrays)
         completed = _mark_done(handle, "frames/done", i, completed, total, progress)
     if plan.read_gt is not None:
         gt_ds = handle["samples/depth_gt"]
         for i in np.flatnonzero(~gt_done):
             depth = _padded(plan.read_gt(i), gt_ds.shape[1:])
             gt_ds[i] = depth
-            handle["samples/gt_crc32"][i] = crc(depth)
+            handle["samples/gt_crc32"][i] = entry_crc(depth)
             completed = _mark_done(handle, "samples/gt_done", i, completed, total, progress)
 
 

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from depthcli.data.augment import augment_sample
-from depthcli.data.cache_format import open_cache, read_entry, reopen_cache
+from depthcli.data.cache_file import open_cache, read_entry, reopen_cache
 from depthcli.data.kitti import monodepth2_pixel_intrinsics
 from depthcli.errors import DepthcliError
 from depthcli.geometry import intrinsics_from_normalised

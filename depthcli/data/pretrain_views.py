@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 
 from depthcli.atomic import atomic_path
 from depthcli.data.augment import JitterParams, apply_jitter
-from depthcli.data.cache_format import open_cache, read_entry, reopen_cache
+from depthcli.data.cache_file import open_cache, read_entry, reopen_cache
 from depthcli.data.images import read_rgb
 from depthcli.errors import DepthcliError
 from depthcli.gradient_field import gradient_field

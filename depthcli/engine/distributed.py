@@ -1,13 +1,16 @@
 """Process-group setup for `torchrun` launches: one process per device, rank 0 logs and saves.
 
 Without torchrun's environment variables everything degrades to a single process (world size 1) and
-no process group is created, so the trainer has one code path.
+no process group is created, so the trainer has one code path. This module is the one place that reads
+the process rank: everything else is handed the `DistContext` that `session` (or `setup`) returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
@@ -27,6 +30,9 @@ class DistContext:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
+
+
+SINGLE_PROCESS = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
 
 def launched_by_torchrun() -> bool:
@@ -70,3 +76,28 @@ def all_reduce_mean(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
 def teardown(ctx: DistContext) -> None:
     if ctx.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def session(device: str | None = None) -> Iterator[DistContext]:
+    """`setup` on entry and `teardown` on exit: the process group of one job."""
+    ctx = setup(device)
+    try:
+        yield ctx
+    finally:
+        teardown(ctx)
+
+
+def gather(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """All processes' `tensor` concatenated in rank order (the tensor itself in a single process)."""
+    if not ctx.enabled:
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(ctx.world_size)]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)
+
+
+def broadcast_from_main(tensor: torch.Tensor, ctx: DistContext) -> None:
+    """Overwrite `tensor` in place with rank 0's (nothing to do in a single process)."""
+    if ctx.enabled:
+        dist.broadcast(tensor, src=0)

@@ -1,4 +1,4 @@
-"""Evaluation sets from a full-size eval cache (`depthcli cache build` without `--size`; `depthcli.data.cache_format`).
+"""Evaluation sets from a full-size eval cache (`depthcli cache build` without `--size`; `depthcli.data.cache_file`).
 
 KITTI caches hold their split and velodyne GT (built with velodyne x or camera z: the protocol's
 `gt_depth` must match); NYU caches hold every frame with its dense depth and a table per split.
@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from depthcli.data.cache_format import open_cache, read_entry, reopen_cache
+from depthcli.data.cache_file import open_cache, read_entry, reopen_cache
 from depthcli.errors import DepthcliError
 from depthcli.evaluation.ground_truth import EvalSet, intrinsics_from_normalised, read_index_list
 from depthcli.evaluation.protocols import Protocol

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from depthcli.data import kitti
-from depthcli.data.cache_format import open_cache
+from depthcli.data.cache_file import open_cache
 from depthcli.data.standard_splits import evaluation_split_drives, parse_split_name, read_split_argument
 from depthcli.errors import DepthcliError
 
@@ -108,9 +108,9 @@ def train_selection_warnings(config: dict) -> list[str]:
 
 
 def announce_train_selection(config: dict) -> list[str]:
-    """Print `train_selection_warnings` in bold red on stderr (rank 0 of a distributed job only)."""
+    """Print `train_selection_warnings` in bold red on stderr (the runner calls it on rank 0 only)."""
     warnings = train_selection_warnings(config)
-    if warnings and int(os.environ.get("RANK", "0")) == 0:
+    if warnings:
         from rich.console import Console
         from rich.markup import escape
 

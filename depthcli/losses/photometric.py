@@ -1,4 +1,4 @@
-"""Photometric error (SSIM + L1) and monodepth2's automasked min-reprojection (GUIDE section 2).
+"""Photometric error (SSIM + L1) and monodepth2's automasked min-reprojection (docs/methods.md).
 
 `photometric_error` dispatches between the PyTorch reference below and the fused Triton kernel in
 `depthcli.kernels.photometric_triton` (CUDA tensors, unless switched off by
@@ -17,13 +17,9 @@ from torch import nn
 
 from depthcli.errors import DepthcliError
 from depthcli.kernels import interpreter_enabled, triton_available
+from depthcli.kernels.photometric_constants import KERNEL_DTYPES, L1_WEIGHT, SSIM_C1, SSIM_C2, SSIM_WEIGHT
 
-SSIM_C1 = 0.01**2
-SSIM_C2 = 0.03**2
-SSIM_WEIGHT = 0.85
-L1_WEIGHT = 0.15
 DISABLE_ENV = "DEPTHCLI_DISABLE_TRITON"
-KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # the kernel computes in float32 either way
 
 _kernel_switch = True
 

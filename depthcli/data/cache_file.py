@@ -1,4 +1,4 @@
-"""The cache file format (version 2), and the one way to open a cache: checked first, then trusted.
+"""The cache file format (version 2), and the one way to read a cache: checked first, then trusted.
 
 Layout:
 - `frames/rgb` (F, H, W, 3) uint8, one chunk per image; `frames/hw` (F, 2) each frame's real size
@@ -50,7 +50,8 @@ ENTRY_DATASETS = frozenset({"frames/rgb", "frames/depth", "samples/depth_gt"})
 _REBUILD = "rebuild it with `depthcli cache build`"
 
 
-def crc(*arrays: np.ndarray) -> int:
+def entry_crc(*arrays: np.ndarray) -> int:
+    """CRC-32 over the bytes of `arrays`: the checksum stored for each cache entry."""
     value = 0
     for array in arrays:
         value = zlib.crc32(np.ascontiguousarray(array).data, value)
@@ -313,7 +314,7 @@ def _entry_problems(handle: h5py.File) -> list[str]:
                 problems.append(f"{name}: never written")
                 continue
             try:
-                actual = crc(*(handle[data][i] for data in data_names))
+                actual = entry_crc(*(handle[data][i] for data in data_names))
             except Exception as exc:  # unreadable chunk: a cut file or mangled compressed data
                 problems.append(f"{name}: unreadable ({_reason(exc)})")
                 continue

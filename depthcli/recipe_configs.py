@@ -55,7 +55,7 @@ class TrainConfig:
     )
     log_every: int = setting(10, "Steps between metrics.jsonl and TensorBoard records.", flag=True)
     tensorboard: bool = setting(
-        True, 'TensorBoard event files in OUT/tensorboard (when installed: pip install -e ".[tensorboard]").', flag=True
+        True, "TensorBoard event files in OUT/tensorboard (when the tensorboard package is installed).", flag=True
     )
     log_images_every: int = setting(
         250, "Steps between TensorBoard pictures (input, disparity, automask, warped source...; 0: none).", flag=True

@@ -1,8 +1,9 @@
 """What a run shows while it goes: metrics.jsonl, TensorBoard (optional), loss.png and the console lines.
 
-Every log record goes to `metrics.jsonl` and TensorBoard; `loss.png` is redrawn at a record as soon as
-the time since its last drawing is PLOT_TIME_FACTOR times what that drawing took (so drawing costs at
-most ~5 % of a run however fast its steps are), and at every validation and checkpoint. Validation
+Every log record goes to `metrics.jsonl` and TensorBoard, and every `log_images_every` steps the task's
+pictures of the batch (`TrainingTask.visuals`) go to TensorBoard. `loss.png` is redrawn at every
+checkpoint and at a record as soon as the time since its last drawing is PLOT_TIME_FACTOR times what
+that drawing took (so drawing costs at most ~5 % of a run however fast its steps are). Validation
 metrics are printed when computed. Only rank 0 logs; other ranks hold an inactive RunLog.
 """
 
@@ -11,10 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from torch import Tensor
+import torch
 from tqdm.auto import tqdm
 
 from depthcli.engine.run_dir import RunDirectory
+from depthcli.engine.seeding import capture_rng_state, restore_rng_state
+from depthcli.engine.task import TrainingTask
 from depthcli.engine.tensorboard_log import TensorBoardLog
 from depthcli.recipe_configs import TrainConfig
 
@@ -77,8 +80,20 @@ class RunLog:
         self.record({"step": step, "epoch": epoch, "val": dict(metrics)})
         say(validation_line(step, epoch, metrics, is_best))
 
-    def images(self, step: int, visuals: Mapping[str, Tensor]) -> None:
-        if self.tensorboard is not None and visuals:
+    def images(self, step: int, task: TrainingTask, batch: dict) -> None:
+        """The task's pictures of `batch` (`TrainingTask.visuals`), taken in eval mode, without gradients and
+        with every RNG put back afterwards: logging pictures never changes what is trained."""
+        if self.tensorboard is None:
+            return
+        rng = capture_rng_state()
+        task.eval()
+        try:
+            with torch.no_grad():
+                visuals = task.visuals(batch)
+        finally:
+            task.train()
+            restore_rng_state(rng)
+        if visuals:
             self.tensorboard.images(step, visuals)
 
     def plot(self) -> None:

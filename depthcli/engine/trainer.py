@@ -220,8 +220,8 @@ class _TrainingLoop:
                             }
                         )
                         window_images, window_start = 0, time.monotonic()
-                    if self.ctx.is_main and self.log.images_due(state.step):
-                        self.log.images(state.step, self._visuals(batch))
+                    if self.log.images_due(state.step):
+                        self.log.images(state.step, self.task, batch)
                     end_of_epoch = state.batch_in_epoch == self.batches_per_epoch
                     if end_of_epoch:
                         state.epoch, state.batch_in_epoch = state.epoch + 1, 0
@@ -349,18 +349,6 @@ class _TrainingLoop:
                 "rng": capture_rng_state(),
             },
         }
-
-    def _visuals(self, batch: dict) -> dict[str, torch.Tensor]:
-        """The task's pictures of `batch`: in eval mode, without gradients, every RNG left as it was (so
-        that logging pictures never changes what is trained)."""
-        rng = capture_rng_state()
-        self.task.eval()
-        try:
-            with torch.no_grad():
-                return self.task.visuals(batch)
-        finally:
-            self.task.train()
-            restore_rng_state(rng)
 
 
 # ---------------------------------------------------------------------------------- helpers

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from depthcli.atomic import atomic_write_bytes
+from depthcli.devices import resolve_device
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth
 from depthcli.inference import IMAGE_RESIZES, images_to_batch, run_depth_net
@@ -75,22 +76,6 @@ def parse_save(text: str | None, scale_factor: float | None) -> tuple[str, ...]:
             "without a known scale only disparity can be saved"
         )
     return kinds
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when present; `cuda:N` picks a GPU; asking for a missing GPU is a user error, not a crash."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    kind, colon, number = name.partition(":")
-    if kind not in ("cpu", "cuda") or (colon and (kind != "cuda" or not number.isdigit())):
-        raise DepthcliError(f"--device {name!r}: choose auto, cpu, cuda or cuda:N")
-    if kind == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise DepthcliError(f"--device {name}: no CUDA device is available; use --device cpu or auto")
-        if number and int(number) >= count:
-            raise DepthcliError(f"--device {name}: only {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
-    return torch.device(name)
 
 
 def output_paths(frame: InputFrame, out_dir: Path, save: Sequence[str]) -> dict[str, Path]:

@@ -16,16 +16,16 @@ synth_app = typer.Typer(
 
 
 def _render(kind: str, out: Path, call) -> None:
-    console = Console()
-    console.print(f"writing synthetic {kind} into {out}", soft_wrap=True)
+    console = Console(soft_wrap=True)  # paths stay whole (and findable) however long
+    console.print(f"writing synthetic {kind} into {out}")
     with Progress(
         TextColumn(f"[bold]synth {kind}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
     ) as bar:
         task = bar.add_task("frames", total=None)
         summary = call(lambda done, total: bar.update(task, completed=done, total=total))
-    console.print(f"{summary.frames} frames written to {summary.root}", soft_wrap=True)
+    console.print(f"{summary.frames} frames written to {summary.root}")
     for path in summary.files:
-        console.print(f"wrote {path}", soft_wrap=True)
+        console.print(f"wrote {path}")
 
 
 @synth_app.command("kitti")

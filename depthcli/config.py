@@ -14,7 +14,7 @@ import json
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +22,9 @@ from depthcli.atomic import atomic_write_text
 from depthcli.errors import DepthcliError
 
 ConfigT = TypeVar("ConfigT")
+# config.json's list of the commands that ran the run (depthcli.provenance records); not a config key, so
+# reading a run's config.json back with --config skips it.
+PROVENANCE_KEY = "provenance"
 
 
 def setting(
@@ -31,14 +34,17 @@ def setting(
     flag: bool = False,
     none: str | None = None,
     parse: Callable[[str], Any] | None = None,
+    path: bool = False,
 ) -> Any:
     """A config field with its help text (one source for the dataclass, `--help` and the docs).
 
     `flag=True` gives the field a command-line flag of its own (every field can also be set with
     `--set key=value`); `none` says what a `None` default means; `parse` turns the flag's text into
-    the value (e.g. `parse_size` for `640x192`).
+    the value (e.g. `parse_size` for `640x192`); `path=True` marks a file or folder, stored absolute
+    (`absolute_paths`) so that a run resumes from any working directory.
     """
-    return dataclasses.field(default=default, metadata={"help": help, "flag": flag, "none": none, "parse": parse})
+    metadata = {"help": help, "flag": flag, "none": none, "parse": parse, "path": path}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -65,6 +71,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise DepthcliError(f"config file {path} cannot be parsed: {exc}".replace("\n", " ")) from exc
     if not isinstance(data, dict):
         raise DepthcliError(f"config file {path} must hold a table of key = value pairs, not {type(data).__name__}")
+    data.pop(PROVENANCE_KEY, None)
     return data
 
 
@@ -90,6 +97,20 @@ def build_config(
     return config_class(**values)
 
 
+def absolute_paths(config: ConfigT) -> ConfigT:
+    """`config` with every path field (`setting(..., path=True)`) made absolute against the working directory.
+
+    A run stores its config (config.json, checkpoints); relative paths in it would only mean something
+    in the directory the run was started from, and `--resume` elsewhere would not find its data.
+    """
+    changes = {
+        field.name: str(Path(value).expanduser().resolve())
+        for field in dataclasses.fields(config)
+        if field.metadata.get("path") and isinstance(value := getattr(config, field.name), str) and value
+    }
+    return dataclasses.replace(config, **changes)
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """The config as plain JSON/TOML-able data (tuples become lists), for run dirs and checkpoints."""
     return {field.name: _plain(getattr(config, field.name)) for field in dataclasses.fields(config)}
@@ -100,10 +121,12 @@ def config_from_dict(config_class: type[ConfigT], data: Mapping[str, Any], sourc
     return config_class(**_checked_layer(config_class, data, source))
 
 
-def save_config(config: Any, path: str | Path) -> Path:
-    """Write the resolved config as JSON (readable back with `--config`), atomically."""
+def save_config(config: Any, path: str | Path, provenance: Sequence[Mapping[str, Any]] = ()) -> Path:
+    """Write the resolved config as JSON (readable back with `--config`), atomically; `provenance`
+    records, when given, go under PROVENANCE_KEY."""
     path = Path(path)
-    atomic_write_text(path, json.dumps(config_to_dict(config), indent=2, sort_keys=True) + "\n")
+    data = config_to_dict(config) | ({PROVENANCE_KEY: [dict(record) for record in provenance]} if provenance else {})
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path
 
 

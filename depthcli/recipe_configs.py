@@ -37,6 +37,7 @@ class TrainConfig:
         None, "DataLoader worker processes.", flag=True, none="0 on CPU (the nets want every core), 4 on CUDA"
     )
     seed: int = setting(0, "Random seed (initial weights, data order, augmentation).", flag=True)
+    device: str = setting("auto", "Device: auto (CUDA when present), cpu, cuda or cuda:N.", flag=True)
     amp: AmpMode = setting(
         "auto",
         "Precision of the nets: auto = bf16 where the CPU (AVX-512-BF16/AMX) or GPU does it natively, else "
@@ -54,7 +55,24 @@ class TrainConfig:
         0, "CPU threads (0: OMP_NUM_THREADS when set, else the cores other processes leave idle).", flag=True
     )
     save_every: int = setting(200, "Steps between checkpoints (one is also written at every epoch end).", flag=True)
-    log_every: int = setting(10, "Steps between metrics.jsonl records.", flag=True)
+    keep_last: int = setting(
+        0, "Also keep the checkpoints of the last N saves, as step_XXXXXXX.ckpt (resumable; 0: none).", flag=True
+    )
+    save_epochs: bool = setting(
+        False, "At every epoch end also write epoch_XX.ckpt, weights only (XX from 00, as monodepth2).", flag=True
+    )
+    keep_all_networks: bool = setting(
+        False,
+        "best.ckpt and epoch_XX.ckpt keep every network of the task (self-supervised: the pose net too, which "
+        "--init also starts from), not the model alone.",
+    )
+    log_every: int = setting(10, "Steps between metrics.jsonl and TensorBoard records.", flag=True)
+    tensorboard: bool = setting(
+        True, "TensorBoard event files in OUT/tensorboard (when the tensorboard package is installed).", flag=True
+    )
+    log_images_every: int = setting(
+        250, "Steps between TensorBoard pictures (input, disparity, automask, warped source...; 0: none).", flag=True
+    )
     val_every: int = setting(0, "Steps between validations (0: at every epoch end).")
 
 
@@ -106,13 +124,17 @@ class SelfSupConfig(TrainConfig):
     boundary_loss: bool = setting(False, "InverseForm boundary loss: disparity edges against image edges.", flag=True)
     boundary_weight: float = setting(0.1, "Weight of the boundary loss.")
     boundary_net: str | None = setting(
-        None, "Trained inverse-transformation net checkpoint.", none="train one into the run directory"
+        None, "Trained inverse-transformation net checkpoint.", none="train one into the run directory", path=True
     )
     boundary_net_steps: int = setting(2000, "Training steps of that net when it is trained for the run.")
-    data: str = setting("", "Training cache (.h5) or KITTI raw root (cached into the run directory).", flag=True)
-    split: str | None = setting(None, "KITTI split file, when data is a raw root.", flag=True, none="every frame")
+    data: str = setting(
+        "", "Training cache (.h5) or KITTI raw root (cached into the run directory).", flag=True, path=True
+    )
+    split: str | None = setting(
+        None, "KITTI split file, when data is a raw root.", flag=True, none="every frame", path=True
+    )
     val_data: str | None = setting(
-        None, "Eval cache with ground truth: its abs_rel picks best.ckpt.", flag=True, none="no validation"
+        None, "Eval cache with ground truth: its abs_rel picks best.ckpt.", flag=True, none="no validation", path=True
     )
     val_protocol: str = setting("kitti-eigen", "Evaluation protocol of the validation.")
     init: str | None = setting(
@@ -120,15 +142,17 @@ class SelfSupConfig(TrainConfig):
         "Depth checkpoint (a run's or `weights import`'s): every net it holds starts from it (fresh optimizer).",
         flag=True,
         none="random weights",
+        path=True,
     )
     encoder_init: str | None = setting(
         None,
         "Encoder checkpoint (e.g. from `depthcli pretrain`) or ImageNet file (torchvision ResNet, HRNet-W18-C).",
         flag=True,
         none="random weights",
+        path=True,
     )
     pose_encoder_init: str | None = setting(
-        None, "ImageNet ResNet-18 file for the pose encoder.", flag=True, none="random weights"
+        None, "ImageNet ResNet-18 file for the pose encoder.", flag=True, none="random weights", path=True
     )
 
 
@@ -144,19 +168,24 @@ class SupervisedConfig(TrainConfig):
     max_depth: float = setting(10.0, "Depth (m) of the smallest disparity.")
     label_fraction: float = setting(1.0, "Share of the labelled training images used, in (0, 1].", flag=True)
     augment: bool = setting(True, "Rotation, crop, flip and colour augmentation.", flag=True)
-    data: str = setting("", "NYU cache (.h5) or NYU root (cached into the run directory).", flag=True)
+    data: str = setting("", "NYU cache (.h5) or NYU root (cached into the run directory).", flag=True, path=True)
     dataset: str = setting("nyu", "Dataset of the training data (nyu).", flag=True)
     val_data: str | None = setting(
-        None, "NYU cache whose test split is scored after every epoch.", flag=True, none="no validation"
+        None, "NYU cache whose test split is scored after every epoch.", flag=True, none="no validation", path=True
     )
     init: str | None = setting(
-        None, "Depth checkpoint the net starts from (fine-tuning; fresh optimizer).", flag=True, none="random weights"
+        None,
+        "Depth checkpoint the net starts from (fine-tuning; fresh optimizer).",
+        flag=True,
+        none="random weights",
+        path=True,
     )
     encoder_init: str | None = setting(
         None,
         "Encoder checkpoint (e.g. from `depthcli pretrain`) or ImageNet file (torchvision ResNet).",
         flag=True,
         none="random weights",
+        path=True,
     )
 
 
@@ -175,7 +204,7 @@ class PretrainConfig(TrainConfig):
     momentum: float = setting(0.999, "Key encoder momentum.", flag=True)
     bn_splits: int = setting(2, "Single-process shuffle-BN groups (1: off).")
     size: tuple[int, int] = setting((224, 224), "Crop size WxH.", flag=True, parse=parse_size)
-    data: str = setting("", "NYU/KITTI cache (.h5) or root, or a folder of images.", flag=True)
+    data: str = setting("", "NYU/KITTI cache (.h5) or root, or a folder of images.", flag=True, path=True)
     dataset: str = setting("nyu", "What data is: nyu, kitti or folder.", flag=True)
 
 

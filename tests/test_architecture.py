@@ -18,7 +18,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         "ground floor",
         frozenset(
             {"__init__", "errors", "atomic", "sizes", "geometry", "config", "recipe_configs", "checkpoints"}
-            | {"gradient_field", "visualize", "provenance", "precision", "threads"}
+            | {"gradient_field", "visualize", "provenance", "precision", "threads", "devices", "paths", "locks"}
         ),
     ),
     ("data, nets, losses, kernels", frozenset({"data", "synth", "nets", "weights", "losses", "kernels", "inference"})),

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from depthcli.cli.common import tensorboard_notes
 from depthcli.cli.config_flags import resolve_command_config, with_config_flags
 from depthcli.recipe_configs import PRETRAIN
 
@@ -54,6 +55,8 @@ def pretrain(
             written = pretrain_views.save_gradient_fields(source, save_gradient_fields)
             console.print(f"wrote {len(written) // 2} images and their gradient fields into {save_gradient_fields}")
         console.print(f"pretraining {run.encoder} ({run.key} key, {run.preset}) into {out}")
+        for line in tensorboard_notes(run, out):
+            console.print(f"  {line}")
 
     result = run_recipe(recipe, config, out, resume=resume, progress=progress, on_start=start)
     if result.is_main:

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from depthcli.cli.common import tensorboard_notes
 from depthcli.cli.config_flags import Choices, check_flags_apply, resolve_command_config, with_config_flags
 from depthcli.errors import DepthcliError
 from depthcli.recipe_configs import SELFSUP, SUPERVISED, RecipeSettings
@@ -27,7 +28,9 @@ def train(
         "selfsup (KITTI-style video) or supervised (NYU ground truth). (default: the task of --preset, "
         "or of the run being resumed; else selfsup)",
     ),
-    out: Path = typer.Option(None, "--out", help="Run directory: config, last/best.ckpt, metrics.jsonl, loss.png."),
+    out: Path = typer.Option(
+        None, "--out", help="Run directory: config.json, last/best.ckpt, metrics.jsonl, loss.png, tensorboard/."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue exactly where OUT/last.ckpt left off."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
     *,
@@ -59,15 +62,25 @@ def train(
 
     def announce(run) -> None:
         console.print(f"training {run.preset} ({run.net}) into {out}")
-        for line in start_notes:
+        for line in start_notes + tensorboard_notes(run, out):
             console.print(f"  {line}")
 
     result = run_recipe(recipe, config, out, resume=resume, progress=progress, on_start=announce)
     if result.is_main:
         run = result.train
         best = f", best {run.best_checkpoint}" if run.best_checkpoint else ""
-        console.print(f"{run.steps} steps, last loss {run.last_loss:.4f} ({run.stop_reason})")
         console.print(f"wrote {run.last_checkpoint}{best} in {run.run_dir}")
+        console.print(final_line(run))
+
+
+def final_line(run) -> str:
+    """`40 steps, last loss 0.1234 (done), best abs_rel 0.0987 at step 30`: the line a run ends with."""
+    line = f"{run.steps} steps, last loss {run.last_loss:.4f} ({run.stop_reason})"
+    if run.best_metric is not None:
+        line += f", best {run.metric_name} {run.best_metric:.4f}" + (
+            f" at step {run.best_step}" if run.best_step is not None else ""
+        )
+    return line
 
 
 def _train_recipe(task: str | None, preset: str | None, resumed: Path | None) -> RecipeSettings:

@@ -48,6 +48,7 @@ def load_depth_model(path: str | os.PathLike, device: str | torch.device = "cpu"
         )
     net = build_depth_net(config["net"])
     load_state(net, payload["model"], path, f"depth net {config['net']!r}")
+    _refuse_nonfinite_weights(net, path)
     width, height = config["size"]
     return DepthModel(
         net=net.to(device).eval(),
@@ -58,6 +59,21 @@ def load_depth_model(path: str | os.PathLike, device: str | torch.device = "cpu"
         config=config,
         path=Path(path),
     )
+
+
+def _refuse_nonfinite_weights(net: nn.Module, path: str | os.PathLike) -> None:
+    """A net whose weights hold NaN or inf (a diverged run) predicts NaN everywhere: say so before using it.
+
+    Otherwise eval and sweep would print NaN metrics with exit status 0 and predict would write
+    meaningless images.
+    """
+    weights = net.state_dict().items()
+    bad = [name for name, tensor in weights if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if bad:
+        raise DepthcliError(
+            f"checkpoint {path}: {len(bad)} weight tensor(s) hold NaN or inf (first: {bad[0]}), so every "
+            "prediction would be NaN; the run diverged: use an earlier checkpoint"
+        )
 
 
 def load_encoder_init(model: nn.Module, ckpt_path: str | os.PathLike) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from depthcli.errors import DepthcliError
 from depthcli.sizes import RESOLUTION_LADDER, format_size
 
 Log = Callable[[str], None]
+MAX_BUDGET_MINUTES = 7 * 24 * 60  # the step count is planned from the budget, so it must be a real duration
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,11 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), log: 
     summary_path = out_dir / "summary.json"
     if summary_path.exists():
         raise DepthcliError(f"{out_dir} already holds a finished demo ({summary_path}); choose another --out")
-    if settings.budget_minutes <= 0:
-        raise DepthcliError(f"--budget-minutes {settings.budget_minutes}: give a positive number of minutes")
+    if not (math.isfinite(settings.budget_minutes) and 0 < settings.budget_minutes <= MAX_BUDGET_MINUTES):
+        raise DepthcliError(
+            f"--budget-minutes {settings.budget_minutes}: give a number of minutes above 0 and at most "
+            f"{MAX_BUDGET_MINUTES} (a week)"
+        )
     world = _synthesise_world(out_dir / "world", settings, log)
     train_cache, eval_cache = _build_caches(world, out_dir, settings, log)
     checkpoint = _train(train_cache, out_dir / "run", settings, log)
@@ -134,7 +139,9 @@ def _train(train_cache: Path, run_dir: Path, settings: DemoSettings, log: Log) -
     size, minutes = format_size(settings.train_size), settings.budget_minutes
     log(f"train: {verb} RA-Depth ({settings.net}) at {size}, {steps} steps (~{minutes:g} min) -> {run_dir}")
     config = _selfsup_config(train_cache, settings, steps)
-    return run_recipe(SELFSUP_RECIPE, config, run_dir, resume=resume, progress=True).train.last_checkpoint
+    # a run killed before its first save left only its config: the demo starts it again
+    result = run_recipe(SELFSUP_RECIPE, config, run_dir, resume=resume, overwrite=not resume, progress=True)
+    return result.train.last_checkpoint
 
 
 def _seconds_per_step(config, timed_steps: int = 4) -> float:

@@ -1,8 +1,11 @@
 """Checkpoints: one atomically written `torch.save` dict, loaded with `weights_only=True`.
 
 Layout (docs/formats.md): `{"format": "depthcli", "version": 1, "kind": ..., "config": {...},
-"model": state_dict, ...}`. Everything inside is tensors and plain Python values so that loading never
-unpickles code; every way a file can be wrong becomes one DepthcliError line naming the file.
+"model": state_dict, ..., "digest": "sha256:..."}`. Everything inside is tensors and plain Python values
+so that loading never unpickles code; every way a file can be wrong becomes one DepthcliError line
+naming the file. The digest covers everything else the file holds (`payload_digest`), so a flipped
+byte is refused on load instead of changing numbers; checkpoints written before digests load as before.
+Weights that hold NaN or inf (a diverged run) are refused on load too.
 
 This is the file format only, on the package's ground floor so that every layer may read and write
 checkpoints; rebuilding a network from one is `depthcli.nets.loading`.
@@ -10,9 +13,9 @@ checkpoints; rebuilding a network from one is `depthcli.nets.loading`.
 
 from __future__ import annotations
 
+import hashlib
 import os
-import pickle
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,9 @@ from depthcli.errors import DepthcliError
 
 FORMAT = "depthcli"
 VERSION = 1
+DIGEST_KEY = "digest"
+DIGEST_PREFIX = "sha256:"
+WEIGHT_KEYS = ("model", "networks")  # the parts of a payload that hold network weights
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -34,7 +40,8 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     if "kind" not in payload or not isinstance(payload.get("config"), dict):
         raise ValueError("checkpoint payload needs a 'kind' and a plain-dict 'config'")
     path = Path(path)
-    full = {"format": FORMAT, "version": VERSION, **payload}
+    full = _on_cpu({"format": FORMAT, "version": VERSION, **payload})
+    full[DIGEST_KEY] = DIGEST_PREFIX + payload_digest(full)
     with atomic_path(path) as tmp:
         torch.save(full, tmp)
     return path
@@ -46,8 +53,10 @@ def load_checkpoint(path: str | os.PathLike, expected_kind: str | None = None) -
     if not path.is_file():
         raise DepthcliError(f"checkpoint {path} does not exist (or is not a file); check the path")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as exc:
+        with warnings.catch_warnings():  # torch warns about a raw pickle's protocol before refusing it
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # foreign or damaged bytes surface as many types (IndexError, UnpicklingError, ...)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DepthcliError(
             f"checkpoint {path} cannot be read ({reason[:160]}); it is truncated, corrupted or not a "
@@ -62,6 +71,7 @@ def load_checkpoint(path: str | os.PathLike, expected_kind: str | None = None) -
             f"checkpoint {path} has format version {payload.get('version')!r}, this depthcli reads version "
             f"{VERSION}; use a matching depthcli release"
         )
+    check_digest(payload, path)
     if expected_kind is not None and payload.get("kind") != expected_kind:
         raise DepthcliError(
             f"checkpoint {path} holds a {payload.get('kind')!r} model, expected {expected_kind!r}; "
@@ -69,13 +79,87 @@ def load_checkpoint(path: str | os.PathLike, expected_kind: str | None = None) -
         )
     if not isinstance(payload.get("config"), dict):
         raise DepthcliError(f"checkpoint {path} has no config; it was not written by depthcli")
+    check_finite_weights(payload, path)
     return payload
+
+
+def payload_digest(payload: dict[str, Any]) -> str:
+    """sha256 (hex) over everything `payload` holds except its digest, in stored order: for each tensor
+    its place, dtype, shape and bytes; for every other value its place, type and repr."""
+    digest = hashlib.sha256()
+    _feed(digest, "", {key: value for key, value in payload.items() if key != DIGEST_KEY})
+    return digest.hexdigest()
+
+
+def check_digest(payload: dict[str, Any], path: str | os.PathLike) -> None:
+    """One DepthcliError line when the stored digest does not match the contents (none stored: older file)."""
+    stored = payload.get(DIGEST_KEY)
+    if stored is None:
+        return
+    if stored != DIGEST_PREFIX + payload_digest(payload):
+        raise DepthcliError(
+            f"checkpoint {path} is damaged: its contents do not match the sha256 digest depthcli stored in it "
+            "(bytes changed after it was written); use another copy or an earlier checkpoint"
+        )
+
+
+def check_finite_weights(payload: dict[str, Any], path: str | os.PathLike) -> None:
+    """One DepthcliError line when a network weight holds NaN or inf: every prediction would be NaN."""
+    bad = [name for name, tensor in _weights(payload) if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if bad:
+        raise DepthcliError(
+            f"checkpoint {path}: {len(bad)} weight tensor(s) hold NaN or inf (first: {bad[0]}), so every "
+            "prediction would be NaN; the run that wrote it diverged: use an earlier checkpoint"
+        )
+
+
+def _weights(payload: dict[str, Any]) -> list[tuple[str, torch.Tensor]]:
+    """(name, tensor) of every network weight: `model`'s, then each of `networks`'."""
+    parts = [("", payload.get("model"))]
+    networks = payload.get("networks")
+    if isinstance(networks, dict):
+        parts += [(f"{name}.", state) for name, state in networks.items()]
+    return [
+        (prefix + str(key), value)
+        for prefix, state in parts
+        if isinstance(state, dict)
+        for key, value in state.items()
+        if isinstance(value, torch.Tensor)
+    ]
+
+
+def _feed(digest: Any, place: str, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().contiguous()
+        digest.update(f"{place}|tensor|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        digest.update(f"{place}|dict|{len(value)}\n".encode())
+        for key, item in value.items():
+            _feed(digest, f"{place}/{key!r}", item)
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{place}|{type(value).__name__}|{len(value)}\n".encode())
+        for index, item in enumerate(value):
+            _feed(digest, f"{place}[{index}]", item)
+    else:
+        digest.update(f"{place}|{type(value).__name__}|{value!r}\n".encode())
+
+
+def _on_cpu(value: Any) -> Any:
+    """`value` with every tensor moved to the CPU (what torch.save writes), so the digest reads the same bytes."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: _on_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on_cpu(item) for item in value)
+    return value
 
 
 def load_state(module: nn.Module, state: dict, path: str | os.PathLike, what: str) -> None:
     """`module.load_state_dict(state)`; a mismatch is one DepthcliError line naming the file and `what`."""
     try:
         module.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, AttributeError) as exc:  # a shape or key mismatch; not a state dict at all
         first = str(exc).strip().splitlines()[0]
         raise DepthcliError(f"checkpoint {path} does not fit the {what}: {first[:200]}") from exc

@@ -8,3 +8,5 @@ class DepthcliError(Exception):
     can cause (bad paths, malformed files, unsupported sizes); programming errors stay ordinary
     exceptions so that they keep their tracebacks.
     """
+
+    exit_status = 2  # what the command line exits with (a run stopped by a signal: 128 + its number)

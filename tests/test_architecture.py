@@ -17,7 +17,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (
         "ground floor",
         frozenset(
-            {"__init__", "errors", "atomic", "sizes", "geometry", "config", "recipe_configs", "checkpoints"}
+            {"__init__", "errors", "atomic", "locks", "sizes", "geometry", "config", "recipe_configs", "checkpoints"}
             | {"gradient_field", "visualize", "provenance"}
         ),
     ),

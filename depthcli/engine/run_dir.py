@@ -2,20 +2,63 @@
 
 `config.json` (readable back with `--config`), `last.ckpt` (resumable), `best.ckpt` (best validation
 metric), `metrics.jsonl` (one JSON record per logged step or validation) and `loss.png`.
+
+How a run starts in it (`depthcli.engine.runner` asks, before anything is written): a new run only in
+a missing or empty directory unless told to overwrite (`check_new_run`, `remove_previous_run`); one
+run at a time (`lock`); the temp files of a save that a kill cut short are removed
+(`remove_leftover_temp_files`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
-from depthcli.atomic import atomic_path, atomic_write_text
+from depthcli.atomic import atomic_path, atomic_write_text, leftover_temp_files
+from depthcli.errors import DepthcliError
+from depthcli.locks import exclusive_lock, lock_path_for
 
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 LOSS_PLOT = "loss.png"
+# What a run writes besides its caches (recipes add encoder.ckpt, boundary_net.ckpt): `--overwrite` removes
+# these, and their temp files are the ones a killed save can leave behind.
+RESULT_FILES = (LAST_CHECKPOINT, BEST_CHECKPOINT, "encoder.ckpt")  # what a run that saved holds
+RUN_FILES = (
+    LAST_CHECKPOINT,
+    BEST_CHECKPOINT,
+    CONFIG_FILE,
+    METRICS_FILE,
+    LOSS_PLOT,
+    "encoder.ckpt",
+    "boundary_net.ckpt",
+)
+
+
+def resolve_start(run_dir: str | Path, resume: bool | str, overwrite: bool, command: str) -> tuple[bool, bool]:
+    """(resume, overwrite) for `--resume` (True, or "auto") and `--overwrite`, checked before any work.
+
+    `--resume` needs OUT/last.ckpt; `--resume auto` resumes it when it is there and otherwise starts a new
+    run, even where a run was killed before its first save (one command serves a requeued job); a new
+    run needs an empty directory unless `--overwrite`.
+    """
+    files = RunDirectory(run_dir)
+    if resume and overwrite:
+        raise DepthcliError("--resume continues the run in --out and --overwrite replaces it: give one of them")
+    if resume == "auto" and not files.last_checkpoint.is_file():
+        files.check_new_run(overwrite=False, command=command, unsaved_ok=True)
+        files.create()
+        return False, True
+    if resume:
+        files.resumable_checkpoint()
+    if not resume:
+        files.check_new_run(overwrite, command)
+        files.create()
+    return bool(resume), overwrite
 
 
 class RunDirectory:
@@ -29,6 +72,74 @@ class RunDirectory:
         self.metrics_file = self.path / METRICS_FILE
         self.loss_plot = self.path / LOSS_PLOT
 
+    def resumable_checkpoint(self) -> Path:
+        """last.ckpt, which `--resume` continues; its absence is one line."""
+        if not self.last_checkpoint.is_file():
+            raise DepthcliError(
+                f"--resume: no checkpoint {self.last_checkpoint}; start without --resume or point --out at the run"
+            )
+        return self.last_checkpoint
+
+    # -- starting a run --------------------------------------------------------------------------
+    def create(self) -> None:
+        """Make the directory; a file in its place or an unwritable parent is one line."""
+        if self.path.exists() and not self.path.is_dir():
+            raise DepthcliError(f"--out {self.path} is a file, not a run directory; choose a folder")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DepthcliError(
+                f"cannot create the run directory {self.path}: {exc.strerror}; choose a writable location"
+            ) from None
+
+    def contents(self) -> list[str]:
+        """Names in the directory, without its lock and the temp files a killed save left behind."""
+        if not self.path.is_dir():
+            return []
+        ignored = {lock_path_for(self.last_checkpoint).name} | {
+            path.name for path in leftover_temp_files(self.path, RUN_FILES)
+        }
+        return sorted(path.name for path in self.path.iterdir() if path.name not in ignored)
+
+    def check_new_run(self, overwrite: bool, command: str = "train", unsaved_ok: bool = False) -> None:
+        """A new run may only start in a missing or empty directory, unless `overwrite` (`--overwrite`);
+        `unsaved_ok`: or in one where no run saved results yet (`--resume auto` after a run killed early)."""
+        if self.path.exists() and not self.path.is_dir():
+            self.create()  # the one-line error for a file in the way
+        held = self.contents()
+        if unsaved_ok:
+            held = [name for name in held if name in RESULT_FILES]
+        if held and not overwrite:
+            listed = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
+            raise DepthcliError(
+                f"run directory {self.path} is not empty ({listed}); continue that run with "
+                f"`depthcli {command} --resume --out {self.path}`, or start over in it with --overwrite"
+            )
+
+    def remove_previous_run(self) -> list[str]:
+        """`--overwrite`: remove the files a previous run wrote here (caches stay); returns their names."""
+        removed = []
+        for name in RUN_FILES:
+            if (self.path / name).is_file():
+                (self.path / name).unlink()
+                removed.append(name)
+        return removed
+
+    @contextlib.contextmanager
+    def lock(self, command: str) -> Iterator[None]:
+        """One run in this directory at a time (a killed run holds nothing: `depthcli.locks`)."""
+        self.create()
+        with exclusive_lock(self.last_checkpoint, command):
+            yield
+
+    def remove_leftover_temp_files(self) -> list[Path]:
+        """Delete the temp files of saves that a kill cut short (call while holding `lock`)."""
+        leftovers = leftover_temp_files(self.path, RUN_FILES)
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return leftovers
+
+    # -- the metrics log -------------------------------------------------------------------------
     def read_metrics(self) -> list[dict]:
         """The records of `metrics.jsonl`, up to the first line cut short by a kill."""
         if not self.metrics_file.is_file():

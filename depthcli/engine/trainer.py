@@ -9,18 +9,21 @@ loss plot, NaN/inf stop, AMP, channels-last, torch.compile and DistributedDataPa
 Reproducibility (`depthcli.engine.seeding`): a resumed run takes exactly the steps an uninterrupted
 run would have taken, whatever the number of DataLoader workers. The run directory's files are
 `depthcli.engine.run_dir`.
+
+Nothing trained is lost to a stop: SIGTERM or Ctrl-C ends the current step, saves and raises
+`TrainingInterrupted` (`depthcli.engine.interrupts`); a validation that fails (e.g. a damaged cache)
+saves first, then reports.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
+import signal
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -30,7 +33,8 @@ from tqdm.auto import tqdm
 
 from depthcli.checkpoints import load_checkpoint, save_checkpoint
 from depthcli.config import config_to_dict, save_config
-from depthcli.engine import distributed
+from depthcli.engine import distributed, interrupts
+from depthcli.engine.device_batches import DeviceLoader, autocast_factory, to_device
 from depthcli.engine.run_dir import RunDirectory
 from depthcli.engine.seeding import (
     ResumableSampler,
@@ -72,18 +76,21 @@ def train(
     device: str | None = None,
     ctx: distributed.DistContext | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    resume_command: str = "--resume",
 ) -> TrainResult:
     """Train `task` on `train_set` into `run_dir` (see the module docstring for what it writes).
 
     `config` is the task's full config (a TrainConfig subclass); it is saved to the run dir and into
     every checkpoint. `ctx` is the process group the caller set up (`depthcli.engine.runner` does);
     without one, `train` joins (and leaves) the one torchrun describes, on `device`. `on_step(step,
-    losses)` is called after each step (and its save), e.g. to stop.
+    losses)` is called after each step (and its save), e.g. to stop. `resume_command` is what the
+    messages of a stopped run tell the user to run.
     """
+    args = (task, train_set, config, Path(run_dir), val_set)
     if ctx is None:
         with distributed.session(device) as own:
-            return _TrainingLoop(task, train_set, config, Path(run_dir), val_set, own, progress, on_step).run(resume)
-    return _TrainingLoop(task, train_set, config, Path(run_dir), val_set, ctx, progress, on_step).run(resume)
+            return _TrainingLoop(*args, own, progress, on_step, resume_command).run(resume)
+    return _TrainingLoop(*args, ctx, progress, on_step, resume_command).run(resume)
 
 
 def _lr_factor(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -111,9 +118,11 @@ class LoopState:
 class _TrainingLoop:
     """One run of `train`: optimizer, schedule and scaler around the task, the data order, files."""
 
-    def __init__(self, task, train_set, config, run_dir: Path, val_set, ctx, show_progress, on_step) -> None:
+    def __init__(self, task, train_set, config, run_dir: Path, val_set, ctx, show_progress, on_step, resume_command):
         self.task, self.train_set, self.cfg, self.val_set = task, train_set, config, val_set
-        self.ctx, self.show_progress, self.on_step = ctx, show_progress, on_step
+        self.ctx, self.show_progress, self.on_step, self.resume_command = ctx, show_progress, on_step, resume_command
+        self.stop_request = interrupts.StopRequest()  # what SIGTERM / Ctrl-C asked (set by `run`)
+        self.stopped_by: int | None = None  # the signal that stopped the run
         self.files = RunDirectory(run_dir)
         self.device = ctx.device
         self.state = LoopState()
@@ -131,7 +140,7 @@ class _TrainingLoop:
         task.to(self.device)
         if config.channels_last:
             task.to(memory_format=torch.channels_last)
-        task.net_autocast = _autocast_factory(config.amp, self.device)
+        task.net_autocast = autocast_factory(config.amp, self.device)
         task.dist = ctx
         self.optimizer = torch.optim.Adam([p for p in task.parameters() if p.requires_grad], lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_factor(config, self.total_steps))
@@ -143,7 +152,7 @@ class _TrainingLoop:
     def run(self, resume: bool) -> TrainResult:
         cfg, task = self.cfg, self.task
         if self.ctx.is_main:
-            self.files.path.mkdir(parents=True, exist_ok=True)
+            self.files.create()
         if resume:
             self._restore()
         elif self.ctx.is_main:
@@ -159,28 +168,33 @@ class _TrainingLoop:
             self.model = DistributedDataParallel(
                 task, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
-        return self._train()
+        with interrupts.stop_requests() as self.stop_request:
+            return self._train()
 
     def _restore(self) -> None:
-        path = self.files.last_checkpoint
-        if not path.is_file():
-            raise DepthcliError(f"--resume: no checkpoint {path}; start without --resume or point --out at the run")
+        path = self.files.resumable_checkpoint()
         payload = load_checkpoint(path, expected_kind=self.task.checkpoint_kind)
         train_state = payload.get("train_state")
         if not isinstance(train_state, dict):
             raise DepthcliError(f"--resume: checkpoint {path} holds no training state; it cannot be resumed")
-        self.task.load_checkpoint_payload(payload)
-        self.optimizer.load_state_dict(train_state["optimizer"])
-        self.scheduler.load_state_dict(train_state["scheduler"])
-        if train_state.get("scaler"):
-            self.scaler.load_state_dict(train_state["scaler"])
-        self.state = LoopState(
-            step=train_state["step"],
-            epoch=train_state["epoch"],
-            batch_in_epoch=train_state["batch_in_epoch"],
-            best_metric=train_state["best_metric"],
-        )
-        restore_rng_state(train_state["rng"])
+        self.task.load_checkpoint_payload(payload, path)
+        try:
+            self.optimizer.load_state_dict(train_state["optimizer"])
+            self.scheduler.load_state_dict(train_state["scheduler"])
+            if train_state.get("scaler"):
+                self.scaler.load_state_dict(train_state["scaler"])
+            self.state = LoopState(
+                step=int(train_state["step"]),
+                epoch=int(train_state["epoch"]),
+                batch_in_epoch=int(train_state["batch_in_epoch"]),
+                best_metric=train_state["best_metric"],
+            )
+            restore_rng_state(train_state["rng"])
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+            raise DepthcliError(
+                f"--resume: the training state in {path} does not fit this run ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); it cannot be resumed"
+            ) from exc
         if self.ctx.is_main:
             self.history = [r for r in self.files.read_metrics() if r["step"] <= self.state.step]
             self.files.rewrite_metrics(self.history)
@@ -232,14 +246,20 @@ class _TrainingLoop:
                         saved_at = state.step
                     if self.on_step is not None:
                         self.on_step(state.step, losses)
-                    if cfg.max_minutes > 0 and self._budget_spent(start_time):
-                        stop_reason = "time budget spent"
+                    stop_reason = self._stop_reason(start_time)
                     if state.step >= self.total_steps or stop_reason != "done":
                         break
             if saved_at != state.step or not self.files.last_checkpoint.exists():
-                self._save(self._validate() if self.val_set is not None else False)
+                validate = self.val_set is not None and self.stopped_by is None  # a stop saves at once
+                self._save(self._validate() if validate else False)
         finally:
             bar.close()
+        if self.stopped_by is not None:
+            raise interrupts.TrainingInterrupted(
+                f"{stop_reason} at step {state.step} of {self.total_steps}: the run is saved in "
+                f"{self.files.last_checkpoint}; continue it with `{self.resume_command}`",
+                self.stopped_by,
+            )
         return TrainResult(
             run_dir=self.files.path,
             last_checkpoint=self.files.last_checkpoint,
@@ -250,10 +270,16 @@ class _TrainingLoop:
             stop_reason=stop_reason,
         )
 
-    def _budget_spent(self, start_time: float) -> bool:
-        """Whether --max-minutes is over; decided jointly so that all ranks stop at the same step."""
-        over = torch.tensor(float(time.monotonic() - start_time > 60 * self.cfg.max_minutes), device=self.device)
-        return distributed.all_reduce_mean(over, self.ctx).item() > 0
+    def _stop_reason(self, start_time: float) -> str:
+        """Why the run stops now (--max-minutes spent, SIGTERM, Ctrl-C), or "done" to go on; decided jointly so
+        that all ranks stop at the same step."""
+        over_budget = self.cfg.max_minutes > 0 and time.monotonic() - start_time > 60 * self.cfg.max_minutes
+        signum = self.stop_request.signum
+        over_budget, signalled = distributed.on_any_rank([over_budget, signum is not None], self.ctx)
+        if signalled:
+            self.stopped_by = signum or signal.SIGTERM  # another rank got it: the scheduler's SIGTERM
+            return f"stopped by {interrupts.SIGNAL_NAMES[self.stopped_by]}"
+        return "time budget spent" if over_budget else "done"
 
     def _epoch_batches(self) -> Iterator[dict]:
         state, cfg = self.state, self.cfg
@@ -267,9 +293,10 @@ class _TrainingLoop:
             pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(derive_seed(cfg.seed, state.epoch, state.batch_in_epoch)),
             persistent_workers=False,
+            worker_init_fn=interrupts.ignore_stop_signals,
         )
         for batch in loader:
-            yield _to_device(batch, self.device, cfg.channels_last)
+            yield to_device(batch, self.device, cfg.channels_last)
 
     def _step(self, batch: dict) -> dict[str, float]:
         self.task.step = self.state.step
@@ -296,23 +323,55 @@ class _TrainingLoop:
 
     # -- validation, saving, logging ------------------------------------------------------------
     def _validate(self) -> bool:
-        """Validate on rank 0; returns whether this is the best `main_metric` so far."""
+        """Validate on rank 0; returns whether this is the best `main_metric` so far.
+
+        A validation that fails costs no training: the run is saved first, then the failure is reported
+        (one line when it is the data's fault, the original error otherwise).
+        """
         if self.val_set is None:
             return False
-        is_best = False
+        is_best, failure = False, None
         if self.ctx.is_main:
-            loader = DataLoader(self.val_set, batch_size=self.cfg.batch_size, num_workers=self.num_workers)
-            self.task.eval()
-            with torch.no_grad():
-                metrics = self.task.validate(_DeviceLoader(loader, self.device, self.cfg.channels_last), self.device)
-            self.task.train()
-            if metrics:
-                self._log({"step": self.state.step, "epoch": self.state.epoch, "val": metrics})
-                value = metrics.get(self.task.main_metric)
-                if value is not None and (self.state.best_metric is None or value < self.state.best_metric):
-                    self.state.best_metric, is_best = float(value), True
-        distributed.barrier(self.ctx)
+            try:
+                is_best = self._run_validation()
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the steps since the last save come first
+                failure = exc
+        if distributed.decided_on_main(failure is not None, self.ctx):
+            self._save(False)
+            raise self._validation_failure(failure)
         return is_best
+
+    def _run_validation(self) -> bool:
+        loader = DataLoader(
+            self.val_set,
+            batch_size=self.cfg.batch_size,
+            num_workers=self.num_workers,
+            worker_init_fn=interrupts.ignore_stop_signals,
+        )
+        self.task.eval()
+        with torch.no_grad():
+            metrics = self.task.validate(DeviceLoader(loader, self.device, self.cfg.channels_last), self.device)
+        self.task.train()
+        if metrics:
+            self._log({"step": self.state.step, "epoch": self.state.epoch, "val": metrics})
+            value = metrics.get(self.task.main_metric)
+            if value is not None and (self.state.best_metric is None or value < self.state.best_metric):
+                self.state.best_metric = float(value)
+                return True
+        return False
+
+    def _validation_failure(self, failure: Exception | None) -> Exception:
+        """What to raise once the run is saved: a DepthcliError naming the data when the data is at fault."""
+        if failure is not None and not isinstance(failure, (DepthcliError, OSError)):
+            return failure  # a bug keeps its traceback (the run is saved all the same)
+        text = str(failure).strip()
+        reason = "on rank 0" if failure is None else text.splitlines()[0][:200] if text else type(failure).__name__
+        data = getattr(self.cfg, "val_data", None)
+        return DepthcliError(
+            f"validation at step {self.state.step} failed ({reason}){f' on {data}' if data else ''}; the run is "
+            f"saved in {self.files.last_checkpoint}: repair or rebuild the validation data (or drop --val-data), "
+            f"then continue with `{self.resume_command}`"
+        )
 
     def _save(self, is_best: bool) -> None:
         if self.ctx.is_main:
@@ -339,38 +398,3 @@ class _TrainingLoop:
             return
         self.history.append(record)
         self.files.append_metrics(record)
-
-
-# ---------------------------------------------------------------------------------- helpers
-def _autocast_factory(amp: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
-    if amp == "off":
-        return contextlib.nullcontext
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def _to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
-    if isinstance(batch, torch.Tensor):
-        batch = batch.to(device, non_blocking=True)
-        if channels_last and batch.dim() == 4 and batch.is_floating_point():
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        return batch
-    if isinstance(batch, dict):
-        return {key: _to_device(value, device, channels_last) for key, value in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(value, device, channels_last) for value in batch)
-    return batch
-
-
-class _DeviceLoader:
-    """Iterates a DataLoader, moving each batch to the training device (what `validate` receives)."""
-
-    def __init__(self, loader: DataLoader, device: torch.device, channels_last: bool) -> None:
-        self.loader, self.device, self.channels_last = loader, device, channels_last
-
-    def __iter__(self) -> Iterator[dict]:
-        for batch in self.loader:
-            yield _to_device(batch, self.device, self.channels_last)
-
-    def __len__(self) -> int:
-        return len(self.loader)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,18 +26,15 @@ BEST_CHECKPOINT = "best.ckpt"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 LOSS_PLOT = "loss.png"
-# What a run writes besides its caches (recipes add encoder.ckpt, boundary_net.ckpt): `--overwrite` removes
-# these, and their temp files are the ones a killed save can leave behind.
-RESULT_FILES = (LAST_CHECKPOINT, BEST_CHECKPOINT, "encoder.ckpt")  # what a run that saved holds
-RUN_FILES = (
-    LAST_CHECKPOINT,
-    BEST_CHECKPOINT,
-    CONFIG_FILE,
-    METRICS_FILE,
-    LOSS_PLOT,
-    "encoder.ckpt",
-    "boundary_net.ckpt",
-)
+RESULT_FILES = (LAST_CHECKPOINT, BEST_CHECKPOINT, "encoder.ckpt")  # what a run that has saved holds
+# Everything a run writes besides its caches: `--overwrite` removes these, and theirs are the temp files a
+# save cut short by a kill can leave behind.
+RUN_FILES = (*RESULT_FILES, CONFIG_FILE, METRICS_FILE, LOSS_PLOT, "boundary_net.ckpt")
+
+
+def resume_command(command: str, run_dir: str | Path) -> str:
+    """The command line that continues the run in `run_dir` (its config is stored in last.ckpt)."""
+    return f"depthcli {command} --resume --out {shlex.quote(str(run_dir))}"
 
 
 def resolve_start(run_dir: str | Path, resume: bool | str, overwrite: bool, command: str) -> tuple[bool, bool]:
@@ -55,7 +53,7 @@ def resolve_start(run_dir: str | Path, resume: bool | str, overwrite: bool, comm
         return False, True
     if resume:
         files.resumable_checkpoint()
-    if not resume:
+    else:
         files.check_new_run(overwrite, command)
         files.create()
     return bool(resume), overwrite
@@ -113,7 +111,7 @@ class RunDirectory:
             listed = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
             raise DepthcliError(
                 f"run directory {self.path} is not empty ({listed}); continue that run with "
-                f"`depthcli {command} --resume --out {self.path}`, or start over in it with --overwrite"
+                f"`{resume_command(command, self.path)}`, or start over in it with --overwrite"
             )
 
     def remove_previous_run(self) -> list[str]:

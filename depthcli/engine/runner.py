@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import shlex
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from torch.utils.data import Dataset
 from depthcli.checkpoints import load_checkpoint
 from depthcli.config import COMMAND_LINE, architecture_keys, build_config, config_to_dict
 from depthcli.engine import distributed
-from depthcli.engine.run_dir import RunDirectory
+from depthcli.engine.run_dir import RunDirectory, resume_command
 from depthcli.engine.task import TrainingTask
 from depthcli.engine.trainer import TrainResult, train
 from depthcli.errors import DepthcliError
@@ -115,11 +114,6 @@ def resolve_run_config(
     return config
 
 
-def resume_command(recipe: Recipe, run_dir: str | Path) -> str:
-    """The command line that continues a run in `run_dir` (its config is stored in last.ckpt)."""
-    return f"depthcli {recipe.settings.command} --resume --out {shlex.quote(str(run_dir))}"
-
-
 def run_recipe(
     recipe: Recipe,
     config: TrainConfig,
@@ -157,7 +151,7 @@ def run_recipe(
             progress=progress,
             ctx=ctx,
             on_step=on_step,
-            resume_command=resume_command(recipe, run_dir),
+            resume_command=resume_command(recipe.settings.command, run_dir),
         )
         outputs = recipe.finish(task, run_dir) if recipe.finish is not None and ctx.is_main else {}
         return RecipeResult(result, data.config, outputs, ctx.is_main)

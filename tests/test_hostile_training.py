@@ -15,6 +15,7 @@ import pickle
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -40,6 +41,8 @@ class Workspace:
     run: Path  # a run directory whose last.ckpt holds a monodepth2 run's config (and no weights)
     checkpoint: Path  # a small depth checkpoint (radepth-small, random weights)
     image: Path
+    images: Path  # a folder of eight 96x96 images (pretraining data)
+    nyu_cache: Path  # a NYU training cache (supervised data)
 
     def file(self, name: str, data: bytes | str) -> Path:
         path = self.tmp / name
@@ -58,9 +61,9 @@ class Workspace:
         return run
 
 
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory, kitti_mini) -> Workspace:
-    root = tmp_path_factory.mktemp("hostile_training")
+def make_workspace(root: Path, kitti_mini: Path, nyu_root: Path) -> Workspace:
+    """The good inputs, built in `root` from the real KITTI sample and a synthetic NYU folder: every case's
+    command line is valid but for its one defect."""
     eval_split = root / "two.txt"
     eval_split.write_text("".join((kitti_mini / "eval_files.txt").read_text().splitlines(keepends=True)[:2]))
     train_cache = build_cache(
@@ -69,17 +72,34 @@ def ws(tmp_path_factory, kitti_mini) -> Workspace:
     eval_cache = build_cache("kitti", kitti_mini, root / "eval.h5", split=eval_split)
     overrides = {"data": str(train_cache), "size": NET_SIZE, "batch_size": 2, "num_workers": 0}
     config = config_to_dict(SELFSUP.build_config("monodepth2", overrides=overrides))
-    workspace = Workspace(root, kitti_mini, train_cache, eval_cache, root / "run", root / "small.ckpt", root / "a.png")
+    nyu_cache = build_cache("nyu", nyu_root, root / "nyu.h5", size=NET_SIZE)
+    workspace = Workspace(
+        root,
+        kitti_mini,
+        train_cache,
+        eval_cache,
+        root / "run",
+        root / "small.ckpt",
+        root / "a.png",
+        root / "images",
+        nyu_cache,
+    )
     workspace.run_with("run", {"kind": "depth", "config": config, "model": {}, "networks": {}, "train_state": {}})
     torch.manual_seed(0)
     small = {"net": "radepth-small", "size": list(NET_SIZE), "min_depth": 0.1, "max_depth": 100.0}
-    save_checkpoint(
-        workspace.checkpoint, {"kind": "depth", "config": small, "model": build_depth_net("radepth-small").state_dict()}
-    )
-    import cv2
-
-    cv2.imwrite(str(workspace.image), np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8))
+    weights = build_depth_net("radepth-small").state_dict()
+    save_checkpoint(workspace.checkpoint, {"kind": "depth", "config": small, "model": weights})
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(workspace.image), rng.integers(0, 256, (40, 60, 3), dtype=np.uint8))
+    workspace.images.mkdir()
+    for index in range(8):
+        cv2.imwrite(str(workspace.images / f"{index}.png"), rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))
     return workspace
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory, kitti_mini, synthetic_nyu) -> Workspace:
+    return make_workspace(tmp_path_factory.mktemp("hostile_training"), kitti_mini, synthetic_nyu)
 
 
 # ------------------------------------------------------------------------------------------- inputs
@@ -90,8 +110,18 @@ def _train(ws: Workspace, *extra, data: Path | None = None, out: Path | str | No
 
 
 def _pretrain(ws: Workspace, *extra, out: Path | None = None) -> list:
-    return ["pretrain", "--data", ws.tmp, "--dataset", "folder", "--encoder", "resnet18", "--max-steps", "1",
-            "--no-progress", "--out", out or ws.tmp / "new_pretrain", *extra]  # fmt: skip
+    return ["pretrain", "--data", ws.images, "--dataset", "folder", "--encoder", "resnet18", "--size", "64x64",
+            "--batch-size", "4", "--queue", "8", "--num-workers", "0", "--max-steps", "1", "--no-progress",
+            "--out", out or ws.tmp / "new_pretrain", *extra]  # fmt: skip
+
+
+def _supervised(ws: Workspace, *extra) -> list:
+    return ["train", "--task", "supervised", "--preset", "nyu-resnet50", "--data", ws.nyu_cache, "--size", "64x64",
+            "--batch-size", "2", "--max-steps", "1", "--no-progress", "--out", ws.tmp / "sup", *extra]  # fmt: skip
+
+
+def _resume(ws: Workspace, run: Path, *extra) -> list:
+    return ["train", "--resume", "--out", run, "--no-progress", *extra]
 
 
 def _config_file(ws: Workspace, name: str, text: str) -> Path:
@@ -106,7 +136,7 @@ def _stored_config(ws: Workspace, **changes) -> dict:
 def _resume_with_config(ws: Workspace, name: str, **changes) -> list:
     """--resume of a run whose stored config was edited by hand (no digest, as an edit re-saved with torch.save)."""
     payload = {"kind": "depth", "config": _stored_config(ws, **changes), "model": {}, "train_state": {}}
-    return ["train", "--resume", "--out", ws.run_with(name, payload, digest=False), "--no-progress"]
+    return _resume(ws, ws.run_with(name, payload, digest=False))
 
 
 def _flipped(ws: Workspace, source: Path, name: str) -> Path:
@@ -135,7 +165,7 @@ def _old_pose_head(ws: Workspace) -> list:
     head = {"decoder.pose2.weight": torch.zeros(6, 256, 1, 1), "decoder.pose2.bias": torch.zeros(6)}
     payload = {"kind": "depth", "config": _stored_config(ws), "model": {}, "networks": {"pose": head},
                "train_state": {}}  # fmt: skip
-    return ["train", "--resume", "--out", ws.run_with("old_pose_run", payload), "--no-progress"]
+    return _resume(ws, ws.run_with("old_pose_run", payload))
 
 
 def _raw_root_without_split(ws: Workspace, kitti: Path) -> Path:
@@ -230,21 +260,9 @@ CASES: dict[str, tuple[Args, str]] = {
         "s.json: key 'batch_size' must be an integer, got '4'",
     ),
     "label fraction 0": (
-        lambda ws: [
-            "train",
-            "--task",
-            "supervised",
-            "--preset",
-            "nyu-resnet50",
-            "--data",
-            ws.train_cache,
-            "--label-fraction",
-            "0",
-            "--out",
-            ws.tmp / "sup",
-        ],
+        lambda ws: _supervised(ws, "--label-fraction", "0"),
         "key 'label_fraction' (--label-fraction) must be a finite number in (0, 1]",
-    ),  # fmt: skip
+    ),
     "pretrain temperature 0": (lambda ws: _pretrain(ws, "--temperature", "0"), "key 'temperature'"),
     "pretrain momentum 1": (lambda ws: _pretrain(ws, "--momentum", "1"), "key 'momentum'"),
     "pretrain dim 0": (lambda ws: _pretrain(ws, "--dim", "0"), "key 'dim'"),
@@ -271,63 +289,30 @@ CASES: dict[str, tuple[Args, str]] = {
     ),
     # ------------------------------------------------------------------ resuming (item 10)
     "resume changes the net by flag": (
-        lambda ws: ["train", "--resume", "--net", "diffnet", "--out", ws.run],
+        lambda ws: _resume(ws, ws.run, "--net", "diffnet"),
         "set net to 'diffnet' but the run has 'monodepth2': resuming cannot change the architecture",
     ),
     "resume changes the net by file": (
-        lambda ws: [
-            "train",
-            "--resume",
-            "--config",
-            _config_file(ws, "net.toml", 'net = "radepth"\n'),
-            "--out",
-            ws.run,
-        ],
-        "net.toml set net to 'radepth'",
+        lambda ws: _resume(ws, ws.run, "--config", _config_file(ws, "net.toml", 'net = "diffnet"\n')),
+        "net.toml set net to 'diffnet'",
     ),
     "resume changes the scales": (
-        lambda ws: ["train", "--resume", "--set", "scales=[0]", "--out", ws.run],
+        lambda ws: _resume(ws, ws.run, "--set", "scales=[0]"),
         "cannot change the architecture",
     ),
-    "resume a damaged checkpoint": (
-        lambda ws: ["train", "--resume", "--out", _damaged_run(ws)],
-        "is damaged",
-    ),
+    "resume a damaged checkpoint": (lambda ws: _resume(ws, _damaged_run(ws)), "is damaged"),
     "resume a pretraining run as training": (
-        lambda ws: [
-            "train",
-            "--resume",
-            "--task",
-            "selfsup",
-            "--out",
-            ws.run_with("pre_run", {"kind": "pretrain", "config": {}, "model": {}}),
-        ],
+        lambda ws: _resume(
+            ws, ws.run_with("pre_run", {"kind": "pretrain", "config": {}, "model": {}}), "--task", "selfsup"
+        ),
         "holds a 'pretrain' model, expected 'depth'",
-    ),  # fmt: skip
+    ),
     "resume a run whose pose head predates two poses": (_old_pose_head, "predates the two-pose decoder"),
     "resume a checkpoint without training state": (
-        lambda ws: [
-            "train",
-            "--resume",
-            "--out",
-            ws.run_with("no_state", {"kind": "depth", "config": _stored_config(ws), "model": {}}),
-            "--no-progress",
-        ],
+        lambda ws: _resume(ws, ws.run_with("no_state", {"kind": "depth", "config": _stored_config(ws), "model": {}})),
         "holds no training state",
-    ),  # fmt: skip
-    "resume weights that do not fit": (
-        lambda ws: [
-            "train",
-            "--resume",
-            "--out",
-            ws.run_with(
-                "misfit",
-                {"kind": "depth", "config": _stored_config(ws), "model": {"w": torch.zeros(2)}, "train_state": {}},
-            ),
-            "--no-progress",
-        ],
-        "does not fit the depth net",
-    ),  # fmt: skip
+    ),
+    "resume weights that do not fit": (lambda ws: _resume(ws, _misfit_run(ws)), "does not fit the depth net"),
     "resume: stored min_depth 'abc'": (lambda ws: _resume_with_config(ws, "abc", min_depth="abc"), "key 'min_depth'"),
     "resume: stored size a string": (lambda ws: _resume_with_config(ws, "sz", size="640x192"), "key 'size'"),
     "resume: stored lr negative": (lambda ws: _resume_with_config(ws, "lr", lr=-1.0), "key 'lr'"),
@@ -341,6 +326,11 @@ for reader, build_args in CHECKPOINT_READERS.items():
         if reader == "weights info" and fragment.startswith(("key ", "below")):
             continue  # it shows what a checkpoint holds, edited values included, without using them
         CASES[f"{reader}: {defect}"] = (lambda ws, b=build_args, m=make: b(ws, m(ws)), fragment)
+
+
+def _misfit_run(ws: Workspace) -> Path:
+    payload = {"kind": "depth", "config": _stored_config(ws), "model": {"w": torch.zeros(2)}, "train_state": {}}
+    return ws.run_with("misfit", payload)
 
 
 def _damaged_run(ws: Workspace) -> Path:

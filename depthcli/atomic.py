@@ -12,13 +12,14 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from depthcli.errors import DepthcliError
+from depthcli.paths import check_output_file
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
     """The process umask, read from /proc where possible (no window in which another thread sees umask 0).
 
     Elsewhere POSIX only lets us read it by setting it, so it is set back at once.
@@ -43,7 +44,7 @@ def _final_mode(final_path: Path) -> int:
     try:
         return final_path.stat().st_mode & 0o7777
     except FileNotFoundError:
-        return 0o666 & ~_current_umask()
+        return 0o666 & ~current_umask()
 
 
 @contextlib.contextmanager
@@ -52,9 +53,10 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
 
     On any exception (including KeyboardInterrupt) the temporary file is removed and the previous
     `final_path`, if any, is left untouched. The temp file lives in the same directory so that
-    `os.replace` is a rename on one filesystem.
+    `os.replace` is a rename on one filesystem. A folder, device or pipe at `final_path` is refused:
+    the rename would replace it.
     """
-    final_path = Path(final_path)
+    final_path = check_output_file(final_path)
     directory = final_path.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -105,17 +107,18 @@ def _running(pid: int) -> bool:
     return True
 
 
-def leftover_temp_files(directory: str | os.PathLike, final_names: Iterable[str]) -> list[Path]:
-    """Temporary files `atomic_path` left in `directory` for these final names whose writer is gone.
+def leftover_temp_files(directory: str | os.PathLike, is_final: Callable[[str], bool]) -> list[Path]:
+    """Temporary files `atomic_path` left in `directory` for the final names `is_final` accepts, whose
+    writer is gone.
 
     A writer named in the file (its pid) must no longer run on this machine; a file without a pid
     (written by an older depthcli) must be untouched for `UNNAMED_WRITER_IDLE_S`. The caller makes sure
     that no process elsewhere writes there (e.g. by holding the directory's lock).
     """
-    wanted, found = set(final_names), []
+    found = []
     for path in sorted(Path(directory).glob(".*.tmp")):
         match = _TEMP_NAME.match(path.name)
-        if match is None or match["final"] not in wanted or not path.is_file():
+        if match is None or not is_final(match["final"]) or not path.is_file():
             continue
         if match["pid"] is not None:
             gone = not _running(int(match["pid"]))

@@ -1,11 +1,13 @@
 """Checkpoints: one atomically written `torch.save` dict, loaded with `weights_only=True`.
 
 Layout (docs/formats.md): `{"format": "depthcli", "version": 1, "kind": ..., "config": {...},
-"model": state_dict, ..., "digest": "sha256:..."}`. Everything inside is tensors and plain Python values
-so that loading never unpickles code; every way a file can be wrong becomes one DepthcliError line
-naming the file. The digest covers everything else the file holds (`payload_digest`), so a flipped
-byte is refused on load instead of changing numbers; checkpoints written before digests load as before.
-Weights that hold NaN or inf (a diverged run) are refused on load too.
+"provenance": {...}, "model": state_dict, ..., "digest": "sha256:..."}`. Everything inside is tensors and
+plain Python values so that loading never unpickles code; every way a file can be wrong becomes one
+DepthcliError line naming the file. A training checkpoint also holds `train_state` (what `--resume` needs);
+a weights-only one (`weights_only`) holds instead `trained`, where in the run it was taken. The digest
+covers everything else the file holds (`payload_digest`), so a flipped byte is refused on load instead of
+changing numbers; checkpoints written before digests load as before. Weights that hold NaN or inf (a
+diverged run) are refused on load too.
 
 This is the file format only, on the package's ground floor so that every layer may read and write
 checkpoints; rebuilding a network from one is `depthcli.nets.loading`.
@@ -24,23 +26,28 @@ from torch import nn
 
 from depthcli.atomic import atomic_path
 from depthcli.errors import DepthcliError
+from depthcli.provenance import provenance
 
 FORMAT = "depthcli"
 VERSION = 1
 DIGEST_KEY = "digest"
 DIGEST_PREFIX = "sha256:"
-WEIGHT_KEYS = ("model", "networks")  # the parts of a payload that hold network weights
+TRAIN_STATE = "train_state"  # optimizer, scheduler, scaler, RNG states and loop position: what --resume needs
+TRAINED = "trained"  # weights-only checkpoints: the step, epoch and best metric they were taken at
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write `payload` (which must name its "kind" and hold a plain-dict "config") atomically.
 
-    A failure mid-write (disk full, interrupt) leaves the previous file at `path` untouched.
+    A payload without "provenance" gets this command's (`depthcli.provenance`). A failure mid-write
+    (disk full, interrupt) leaves the previous file at `path` untouched.
     """
     if "kind" not in payload or not isinstance(payload.get("config"), dict):
         raise ValueError("checkpoint payload needs a 'kind' and a plain-dict 'config'")
     path = Path(path)
     full = _on_cpu({"format": FORMAT, "version": VERSION, **payload})
+    if "provenance" not in full:
+        full["provenance"] = provenance()
     full[DIGEST_KEY] = DIGEST_PREFIX + payload_digest(full)
     with atomic_path(path) as tmp:
         torch.save(full, tmp)
@@ -163,3 +170,37 @@ def load_state(module: nn.Module, state: dict, path: str | os.PathLike, what: st
     except (RuntimeError, TypeError, AttributeError) as exc:  # a shape or key mismatch; not a state dict at all
         first = str(exc).strip().splitlines()[0]
         raise DepthcliError(f"checkpoint {path} does not fit the {what}: {first[:200]}") from exc
+
+
+def weights_only(payload: dict[str, Any], *, keep_networks: bool = True) -> dict[str, Any]:
+    """`payload` without its training state (optimizer, scheduler, RNG): what eval, predict and `--init` need.
+
+    `keep_networks=False` also drops the task's other networks (the pose net), leaving the model alone.
+    The step, epoch and best metric the state held stay, under TRAINED.
+    """
+    slim = {key: value for key, value in payload.items() if key not in (TRAIN_STATE, DIGEST_KEY, "format", "version")}
+    state = payload.get(TRAIN_STATE)
+    if isinstance(state, dict):
+        slim[TRAINED] = {key: state[key] for key in ("step", "epoch", "best_metric") if key in state}
+    if not keep_networks:
+        slim.pop("networks", None)
+    return slim
+
+
+def slim_checkpoint(source: str | os.PathLike, out: str | os.PathLike, *, depth_only: bool = False) -> list[str]:
+    """Write `source` weights-only (`weights_only`) to `out`; returns what was left out (`train_state`,
+    `networks.pose`, ...). `depth_only` keeps the depth net alone."""
+    source, out = Path(source), Path(out)
+    if out.resolve() == source.resolve():
+        raise DepthcliError(
+            f"--out {out} is the checkpoint itself; write the slim copy elsewhere (the original keeps what "
+            "--resume needs)"
+        )
+    payload = load_checkpoint(source)
+    if depth_only and payload["kind"] != "depth":
+        raise DepthcliError(f"--depth-only: checkpoint {source} holds a {payload['kind']!r} model, not a depth net")
+    slim = weights_only(payload, keep_networks=not depth_only)
+    dropped = [TRAIN_STATE] if TRAIN_STATE in payload else []
+    dropped += [f"networks.{name}" for name in payload.get("networks", {}) if "networks" not in slim]
+    save_checkpoint(out, slim)
+    return dropped

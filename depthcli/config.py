@@ -15,16 +15,20 @@ import math
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from depthcli.atomic import atomic_write_text
 from depthcli.errors import DepthcliError
+from depthcli.paths import check_input_file
 from depthcli.sizes import check_size
 
 ConfigT = TypeVar("ConfigT")
 COMMAND_LINE = "command-line flags"  # the source name of the values given as flags
+# config.json's list of the commands that ran the run (depthcli.provenance records); not a config key, so
+# reading a run's config.json back with --config skips it.
+PROVENANCE_KEY = "provenance"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +101,7 @@ def setting(
     parse: Callable[[str], Any] | None = None,
     rule: Rule = FINITE,
     architecture: bool = False,
+    path: bool = False,
 ) -> Any:
     """A config field with its help text and its rule (one source for the dataclass, `--help`, the docs
     and the checks every resolved config passes).
@@ -104,17 +109,18 @@ def setting(
     `flag=True` gives the field a command-line flag of its own (every field can also be set with
     `--set key=value`); `none` says what a `None` default means; `parse` turns the flag's text into
     the value (e.g. `parse_size` for `640x192`); `rule` is what the value must be (`Rule`);
-    `architecture=True` marks keys that shape the networks' parameters, which a resumed run cannot change.
+    `architecture=True` marks keys that shape the networks' parameters, which a resumed run cannot change;
+    `path=True` marks a file or folder, stored absolute (`absolute_paths`) so that a run resumes from any
+    working directory.
     """
-    metadata = {"help": help, "flag": flag, "none": none, "parse": parse, "rule": rule, "architecture": architecture}
+    metadata = {"help": help, "flag": flag, "none": none, "parse": parse, "rule": rule}
+    metadata |= {"architecture": architecture, "path": path}
     return dataclasses.field(default=default, metadata=metadata)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a TOML / JSON / YAML config file into a dict; a missing or malformed file is a DepthcliError."""
-    path = Path(path)
-    if not path.is_file():
-        raise DepthcliError(f"config file {path} does not exist; give an existing .toml, .json or .yaml file")
+    path = check_input_file(path, "config file", "give an existing .toml, .json or .yaml file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
@@ -134,6 +140,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise DepthcliError(f"config file {path} cannot be parsed: {exc}".replace("\n", " ")) from exc
     if not isinstance(data, dict):
         raise DepthcliError(f"config file {path} must hold a table of key = value pairs, not {type(data).__name__}")
+    data.pop(PROVENANCE_KEY, None)
     return data
 
 
@@ -165,6 +172,20 @@ def build_config(
         sources.update(dict.fromkeys(checked, source))
     check_rules(config_class, values, sources)
     return config_class(**values)
+
+
+def absolute_paths(config: ConfigT) -> ConfigT:
+    """`config` with every path field (`setting(..., path=True)`) made absolute against the working directory.
+
+    A run stores its config (config.json, checkpoints); relative paths in it would only mean something
+    in the directory the run was started from, and `--resume` elsewhere would not find its data.
+    """
+    changes = {
+        field.name: str(Path(value).expanduser().resolve())
+        for field in dataclasses.fields(config)
+        if field.metadata.get("path") and isinstance(value := getattr(config, field.name), str) and value
+    }
+    return dataclasses.replace(config, **changes)
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -210,10 +231,12 @@ def architecture_keys(config_class: type) -> list[str]:
     return [field.name for field in dataclasses.fields(config_class) if field.metadata.get("architecture")]
 
 
-def save_config(config: Any, path: str | Path) -> Path:
-    """Write the resolved config as JSON (readable back with `--config`), atomically."""
+def save_config(config: Any, path: str | Path, provenance: Sequence[Mapping[str, Any]] = ()) -> Path:
+    """Write the resolved config as JSON (readable back with `--config`), atomically; `provenance`
+    records, when given, go under PROVENANCE_KEY."""
     path = Path(path)
-    atomic_write_text(path, json.dumps(config_to_dict(config), indent=2, sort_keys=True) + "\n")
+    data = config_to_dict(config) | ({PROVENANCE_KEY: [dict(record) for record in provenance]} if provenance else {})
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path
 
 

@@ -9,6 +9,7 @@ names; unreadable inputs are collected and reported, never allowed to stop the g
 from __future__ import annotations
 
 import io
+import math
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -20,11 +21,13 @@ import numpy as np
 import torch
 
 from depthcli.atomic import atomic_write_bytes
+from depthcli.devices import resolve_device
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth
 from depthcli.inference import IMAGE_RESIZES, images_to_batch, run_depth_net
 from depthcli.nets import check_input_size
 from depthcli.nets.loading import load_depth_model
+from depthcli.paths import refuse_output_overwriting_inputs
 from depthcli.predict_inputs import InputFrame, iter_images, plan_inputs, plan_split
 from depthcli.visualize import colorize_disparity, colormap_lut
 
@@ -75,22 +78,6 @@ def parse_save(text: str | None, scale_factor: float | None) -> tuple[str, ...]:
     return kinds
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when present; `cuda:N` picks a GPU; asking for a missing GPU is a user error, not a crash."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    kind, colon, number = name.partition(":")
-    if kind not in ("cpu", "cuda") or (colon and (kind != "cuda" or not number.isdigit())):
-        raise DepthcliError(f"--device {name!r}: choose auto, cpu, cuda or cuda:N")
-    if kind == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise DepthcliError(f"--device {name}: no CUDA device is available; use --device cpu or auto")
-        if number and int(number) >= count:
-            raise DepthcliError(f"--device {name}: only {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
-    return torch.device(name)
-
-
 def output_paths(frame: InputFrame, out_dir: Path, save: Sequence[str]) -> dict[str, Path]:
     """Where each saved kind of `frame` goes."""
     return {kind: out_dir / f"{frame.out_stem}{OUTPUT_SUFFIXES[kind]}" for kind in save}
@@ -98,6 +85,8 @@ def output_paths(frame: InputFrame, out_dir: Path, save: Sequence[str]) -> dict[
 
 def ensure_writable(out_dir: Path) -> None:
     """Fail before any work when the output folder cannot be created or written."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DepthcliError(f"--out {out_dir} is a file; predict writes into a folder: choose another --out")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out_dir):
@@ -215,8 +204,8 @@ def predict(
     out_dir = Path(out_dir)
     if batch_size < 1:
         raise DepthcliError(f"--batch-size {batch_size}: must be 1 or more")
-    if scale_factor is not None and not scale_factor > 0:
-        raise DepthcliError(f"--scale-factor {scale_factor}: must be positive")
+    if scale_factor is not None and not (math.isfinite(scale_factor) and scale_factor > 0):
+        raise DepthcliError(f"--scale-factor {scale_factor}: must be a positive finite number")
     kinds = parse_save(None if save is None else ",".join(save), scale_factor)
     if "png" in kinds:
         colormap_lut(colormap)  # an unknown colormap fails now, not once per image
@@ -229,6 +218,10 @@ def predict(
         frames, failures = plan_split(inputs, split), []
     else:
         frames, failures = plan_inputs(inputs, recursive=recursive, every=every, exclude=out_dir)
+    refuse_output_overwriting_inputs(
+        [("output", path) for frame in frames for path in output_paths(frame, out_dir, kinds).values()],
+        [("--checkpoint", checkpoint), *(("input", frame.source) for frame in frames)],
+    )
     if not overwrite:
         check_existing(frames, out_dir, kinds)
     model = load_depth_model(checkpoint, device=torch_device)

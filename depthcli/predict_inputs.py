@@ -4,7 +4,6 @@ with unique output names, then decoded in order (an unreadable input is reported
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -15,10 +14,10 @@ import numpy as np
 
 from depthcli.data.images import read_rgb
 from depthcli.errors import DepthcliError
+from depthcli.paths import GLOB_CHARS, check_input_file, glob_paths
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
-_GLOB_CHARS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
@@ -82,15 +81,15 @@ def plan_split(inputs: Sequence[str | os.PathLike], split: str | os.PathLike) ->
 def _expand_input(text: str, recursive: bool, exclude: Path | None) -> list[tuple[Path, PurePosixPath]]:
     """One INPUT -> (file, output-relative path) pairs; folders keep their inner structure."""
     path = Path(text)
-    if not path.exists() and _GLOB_CHARS & set(text):
-        matches = sorted(glob.glob(text, recursive=True))
+    if not path.exists() and GLOB_CHARS & set(text):
+        matches = glob_paths(text)
         if not matches:
             raise DepthcliError(f"input pattern {text!r} matches nothing; check the quoting and the path")
-        return [pair for match in matches for pair in _expand_input(match, recursive, exclude)]
-    if path.is_file():
-        return [(path, PurePosixPath(path.name))]
+        return [pair for match in matches for pair in _expand_input(str(match), recursive, exclude)]
     if not path.is_dir():
-        raise DepthcliError(f"input {text} does not exist; give image files, folders, globs or videos")
+        check_input_file(path, "input", "give image files, folders, globs or videos")
+        return [(path, PurePosixPath(path.name))]
+    # `**` never enters symlinked folders (a link back up the tree would never end), as in `glob_paths`
     pattern = "**/*" if recursive else "*"
     excluded = exclude.resolve() if exclude is not None else None
     files = []

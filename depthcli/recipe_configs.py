@@ -57,13 +57,37 @@ class TrainConfig:
     seed: int = setting(
         0, "Random seed (initial weights, data order, augmentation).", flag=True, rule=Rule(low=0, high=2**63 - 1)
     )
+    device: str = setting("auto", "Device: auto (CUDA when present), cpu, cuda or cuda:N.", flag=True)
     amp: AmpMode = setting("off", "Mixed precision (autocast dtype of the nets).", flag=True)
     channels_last: bool = setting(False, "NHWC memory format (faster convolutions on CPU and recent GPUs).", flag=True)
     compile: bool = setting(False, "torch.compile the nets (CUDA only; ignored on CPU).", flag=True)
     save_every: int = setting(
         200, "Steps between checkpoints (one is also written at every epoch end).", flag=True, rule=NON_NEGATIVE
     )
-    log_every: int = setting(10, "Steps between metrics.jsonl records.", flag=True, rule=AT_LEAST_ONE)
+    keep_last: int = setting(
+        0,
+        "Also keep the checkpoints of the last N saves, as step_XXXXXXX.ckpt (resumable; 0: none).",
+        flag=True,
+        rule=NON_NEGATIVE,
+    )
+    save_epochs: bool = setting(
+        False, "At every epoch end also write epoch_XX.ckpt, weights only (XX from 00, as monodepth2).", flag=True
+    )
+    keep_all_networks: bool = setting(
+        False,
+        "best.ckpt and epoch_XX.ckpt keep every network of the task (self-supervised: the pose net too, which "
+        "--init also starts from), not the model alone.",
+    )
+    log_every: int = setting(10, "Steps between metrics.jsonl and TensorBoard records.", flag=True, rule=AT_LEAST_ONE)
+    tensorboard: bool = setting(
+        True, "TensorBoard event files in OUT/tensorboard (when the tensorboard package is installed).", flag=True
+    )
+    log_images_every: int = setting(
+        250,
+        "Steps between TensorBoard pictures (input, disparity, automask, warped source...; 0: none).",
+        flag=True,
+        rule=NON_NEGATIVE,
+    )
     val_every: int = setting(0, "Steps between validations (0: at every epoch end).", rule=NON_NEGATIVE)
 
 
@@ -126,17 +150,19 @@ class SelfSupConfig(TrainConfig):
     boundary_loss: bool = setting(False, "InverseForm boundary loss: disparity edges against image edges.", flag=True)
     boundary_weight: float = setting(0.1, "Weight of the boundary loss.", rule=NON_NEGATIVE)
     boundary_net: str | None = setting(
-        None, "Trained inverse-transformation net checkpoint.", none="train one into the run directory"
+        None, "Trained inverse-transformation net checkpoint.", none="train one into the run directory", path=True
     )
     boundary_net_steps: int = setting(
         2000, "Training steps of that net when it is trained for the run.", rule=AT_LEAST_ONE
     )
-    data: str = setting("", "Training cache (.h5) or KITTI raw root (cached into the run directory).", flag=True)
+    data: str = setting(
+        "", "Training cache (.h5) or KITTI raw root (cached into the run directory).", flag=True, path=True
+    )
     split: str | None = setting(
-        None, "KITTI split file, when data is a raw root.", flag=True, none="the root's train_files.txt"
+        None, "KITTI split file, when data is a raw root.", flag=True, none="the root's train_files.txt", path=True
     )
     val_data: str | None = setting(
-        None, "Eval cache with ground truth: its abs_rel picks best.ckpt.", flag=True, none="no validation"
+        None, "Eval cache with ground truth: its abs_rel picks best.ckpt.", flag=True, none="no validation", path=True
     )
     val_protocol: str = setting("kitti-eigen", "Evaluation protocol of the validation.")
     init: str | None = setting(
@@ -144,15 +170,17 @@ class SelfSupConfig(TrainConfig):
         "Depth checkpoint (a run's or `weights import`'s): every net it holds starts from it (fresh optimizer).",
         flag=True,
         none="random weights",
+        path=True,
     )
     encoder_init: str | None = setting(
         None,
         "Encoder checkpoint (e.g. from `depthcli pretrain`) or ImageNet file (torchvision ResNet, HRNet-W18-C).",
         flag=True,
         none="random weights",
+        path=True,
     )
     pose_encoder_init: str | None = setting(
-        None, "ImageNet ResNet-18 file for the pose encoder.", flag=True, none="random weights"
+        None, "ImageNet ResNet-18 file for the pose encoder.", flag=True, none="random weights", path=True
     )
 
 
@@ -177,19 +205,24 @@ class SupervisedConfig(TrainConfig):
         rule=Rule(low=0, low_open=True, high=1),
     )
     augment: bool = setting(True, "Rotation, crop, flip and colour augmentation.", flag=True)
-    data: str = setting("", "NYU cache (.h5) or NYU root (cached into the run directory).", flag=True)
+    data: str = setting("", "NYU cache (.h5) or NYU root (cached into the run directory).", flag=True, path=True)
     dataset: str = setting("nyu", "Dataset of the training data (nyu).", flag=True)
     val_data: str | None = setting(
-        None, "NYU cache whose test split is scored after every epoch.", flag=True, none="no validation"
+        None, "NYU cache whose test split is scored after every epoch.", flag=True, none="no validation", path=True
     )
     init: str | None = setting(
-        None, "Depth checkpoint the net starts from (fine-tuning; fresh optimizer).", flag=True, none="random weights"
+        None,
+        "Depth checkpoint the net starts from (fine-tuning; fresh optimizer).",
+        flag=True,
+        none="random weights",
+        path=True,
     )
     encoder_init: str | None = setting(
         None,
         "Encoder checkpoint (e.g. from `depthcli pretrain`) or ImageNet file (torchvision ResNet).",
         flag=True,
         none="random weights",
+        path=True,
     )
 
 
@@ -214,7 +247,7 @@ class PretrainConfig(TrainConfig):
     momentum: float = setting(0.999, "Key encoder momentum.", flag=True, rule=Rule(low=0, high=1, high_open=True))
     bn_splits: int = setting(2, "Single-process shuffle-BN groups (1: off).", rule=AT_LEAST_ONE)
     size: tuple[int, int] = setting((224, 224), "Crop size WxH.", flag=True, parse=parse_size, rule=AT_LEAST_ONE)
-    data: str = setting("", "NYU/KITTI cache (.h5) or root, or a folder of images.", flag=True)
+    data: str = setting("", "NYU/KITTI cache (.h5) or root, or a folder of images.", flag=True, path=True)
     dataset: str = setting("nyu", "What data is: nyu, kitti or folder.", flag=True)
 
 

@@ -15,6 +15,10 @@ from depthcli.errors import DepthcliError
 
 SIZE_MULTIPLE = 32
 MIN_SIDE = 2 * SIZE_MULTIPLE
+# Larger than any image a depth net is run on (8K video is 7680x4320): a typo such as 99999x99999
+# would otherwise ask for hundreds of GB before failing somewhere deep in torch, OpenCV or numpy.
+MAX_SIDE = 8192
+MAX_PIXELS = 8192 * 4096
 
 # RA-Depth's test resolutions (docs/protocols.md): training happens at 640x192, robustness is read off this ladder.
 RESOLUTION_LADDER: tuple[tuple[int, int], ...] = (
@@ -36,6 +40,7 @@ def format_size(size: tuple[int, int]) -> str:
 def check_size(width: int, height: int, what: str) -> None:
     """DepthcliError naming `what` and the nearest valid sizes unless both sides follow the rule."""
     if width % SIZE_MULTIPLE == 0 and height % SIZE_MULTIPLE == 0 and min(width, height) >= MIN_SIDE:
+        check_size_bounds(width, height, what)
         return
 
     def around(value: int) -> list[int]:
@@ -54,12 +59,23 @@ def check_size(width: int, height: int, what: str) -> None:
     )
 
 
+def check_size_bounds(width: int, height: int, what: str) -> None:
+    """Refuse sizes no run can need (see MAX_SIDE / MAX_PIXELS), before anything is allocated."""
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise DepthcliError(
+            f"{what} is too large ({format_size((width, height))}): depthcli handles at most {MAX_SIDE} pixels "
+            f"per side and {MAX_PIXELS / 1e6:.1f} megapixels; choose a smaller size"
+        )
+
+
 def parse_image_size(text: str) -> tuple[int, int]:
-    """Parse `WxH` into `(width, height)`, any positive size."""
+    """Parse `WxH` into `(width, height)`, any positive size within `check_size_bounds`."""
     match = _SIZE_RE.match(text)
     if not match or int(match.group(1)) <= 0 or int(match.group(2)) <= 0:
         raise DepthcliError(f"size {text!r} is not of the form WIDTHxHEIGHT with positive sides (e.g. 640x192)")
-    return int(match.group(1)), int(match.group(2))
+    width, height = int(match.group(1)), int(match.group(2))
+    check_size_bounds(width, height, f"size {text!r}")
+    return width, height
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -17,8 +17,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (
         "ground floor",
         frozenset(
-            {"__init__", "errors", "atomic", "locks", "sizes", "geometry", "config", "recipe_configs", "checkpoints"}
-            | {"gradient_field", "visualize", "provenance"}
+            {"__init__", "errors", "atomic", "sizes", "geometry", "config", "recipe_configs", "checkpoints"}
+            | {"gradient_field", "visualize", "provenance", "devices", "paths", "locks"}
         ),
     ),
     ("data, nets, losses, kernels", frozenset({"data", "synth", "nets", "weights", "losses", "kernels", "inference"})),

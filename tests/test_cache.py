@@ -53,7 +53,7 @@ def test_eval_cache_holds_full_frames_and_velodyne_gt(eval_cache, kitti_mini):
     info = cache_info(eval_cache)
     assert info["complete"] and info["dataset"] == "kitti" and info["size"] == "full" and info["mode"] == "eval"
     assert (info["frames"], info["samples"], info["skipped"], info["split_name"]) == (10, 10, 0, "eval_files")
-    assert info["source_root"] == str(kitti_mini.resolve()) and info["format_version"] == 1
+    assert info["source_root"] == str(kitti_mini.resolve()) and info["format_version"] == 2
     assert len(info["checksum"]) == 64 and verify_cache(eval_cache) == []
     with h5py.File(eval_cache) as handle:
         assert handle["frames/rgb"].chunks == (1, 375, 1242, 3)

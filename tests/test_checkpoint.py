@@ -157,11 +157,11 @@ def _written_without_digest(path, payload: dict) -> None:
 def test_the_digest_is_sha256_over_places_dtypes_shapes_bytes_and_values(tmp_path):
     import hashlib
 
-    payload = {"kind": "depth", "config": {"net": "x"}, "model": {"w": torch.tensor([1.0, 2.0])}}
+    payload = {"kind": "depth", "config": {"net": "x"}, "model": {"w": torch.tensor([1.0, 2.0])}, "provenance": {}}
     stored = load_checkpoint(save_checkpoint(tmp_path / "a.ckpt", payload))["digest"]
     expected = hashlib.sha256()  # the stored order, written out by hand
     for line in (
-        "|dict|5\n",
+        "|dict|6\n",
         "/'format'|str|'depthcli'\n",
         "/'version'|int|1\n",
         "/'kind'|str|'depth'\n",
@@ -169,6 +169,7 @@ def test_the_digest_is_sha256_over_places_dtypes_shapes_bytes_and_values(tmp_pat
         "/'config'/'net'|str|'x'\n",
         "/'model'|dict|1\n",
         "/'model'/'w'|tensor|torch.float32|(2,)\n",
+        "/'provenance'|dict|0\n",
     ):
         expected.update(line.encode())
         if "tensor" in line:

@@ -378,6 +378,6 @@ def test_a_damaged_validation_cache_costs_no_training(ws, monkeypatch, capsys):
     bad = _damaged_ground_truth(ws)
     # 8 samples, batch 2: the first validation comes at the end of the first epoch, step 4 (save_every is 200)
     line = one_error_line(*run_main(_train(ws, "--max-steps", "6", "--val-data", bad, out=out), monkeypatch, capsys))
-    assert line.startswith("error: validation at step 4 failed (Can't") and f"on {bad}" in line
+    assert line.startswith(f"error: validation at step 4 failed (cache {bad}: samples/depth") and f"on {bad}" in line
     assert f"the run is saved in {out / 'last.ckpt'}" in line and f"depthcli train --resume --out {out}" in line
     assert load_checkpoint(out / "last.ckpt")["train_state"]["step"] == 4

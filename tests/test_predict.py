@@ -229,7 +229,7 @@ def test_cli_rejects_size_not_multiple_of_32(tmp_path, checkpoint):
 
 
 def test_device_names_like_eval_and_sweep(monkeypatch):
-    from depthcli.predict import resolve_device
+    from depthcli.devices import resolve_device
 
     assert resolve_device("cpu") == torch.device("cpu")
     for bad in ("cuda:x", "cpu:0", "gpu", "cuda:"):

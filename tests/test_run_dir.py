@@ -47,7 +47,14 @@ def test_overwrite_removes_the_previous_runs_files_but_not_others(tmp_path):
     run = _a_run(tmp_path / "run")
     (run / "train_cache.h5").write_text("cache")
     (run / "notes.txt").write_text("mine")
-    assert sorted(RunDirectory(run).remove_previous_run()) == ["best.ckpt", "config.json", "last.ckpt", "metrics.jsonl"]
+    (run / "step_0000200.ckpt").write_text("kept by --keep-last")
+    (run / "epoch_00.ckpt").write_text("kept by --save-epochs")
+    (run / "tensorboard").mkdir()
+    (run / "tensorboard" / "events.out.tfevents.1").write_text("curves")
+    removed = RunDirectory(run).remove_previous_run()
+    assert sorted(removed) == sorted(
+        ["best.ckpt", "config.json", "epoch_00.ckpt", "last.ckpt", "metrics.jsonl", "step_0000200.ckpt", "tensorboard"]
+    )
     assert sorted(p.name for p in run.iterdir()) == ["notes.txt", "train_cache.h5"]
 
 
@@ -129,4 +136,4 @@ def test_atomic_writes_name_their_writer(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", spy)
     atomic_write_text(tmp_path / "config.json", "{}")
     assert seen[0].startswith(f".config.json.{os.getpid()}-") and seen[0].endswith(".tmp")
-    assert leftover_temp_files(tmp_path, ["config.json"]) == []
+    assert leftover_temp_files(tmp_path, {"config.json"}.__contains__) == []

@@ -8,6 +8,7 @@ import signal
 
 import pytest
 import torch
+from interrupt import Killed, kill_after
 from torch import nn
 from torch.utils.data import Dataset
 from typer.testing import CliRunner
@@ -65,16 +66,9 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     straight = LineFit()
     train(straight, NoisyPoints(), _config(), tmp_path / "a", progress=False)
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_4(step, losses):
-        if step == 4:
-            raise Killed
-
     torch.manual_seed(0)
     with pytest.raises(Killed):
-        train(LineFit(), NoisyPoints(), _config(save_every=2), tmp_path / "b", progress=False, on_step=kill_after_4)
+        train(LineFit(), NoisyPoints(), _config(save_every=2), tmp_path / "b", progress=False, on_step=kill_after(4))
     torch.manual_seed(123)  # a fresh process: different RNG, different init, restored from the checkpoint
     resumed = LineFit()
     result = train(resumed, NoisyPoints(), _config(num_workers=1), tmp_path / "b", resume=True, progress=False)
@@ -97,10 +91,11 @@ def test_run_dir_contents_and_best_checkpoint(tmp_path):
     val = [r["val"]["abs_rel"] for r in records if "val" in r]
     assert len(val) == 3  # one validation per epoch
     best = load_checkpoint(tmp_path / "best.ckpt", expected_kind="depth")
-    assert best["train_state"]["best_metric"] == pytest.approx(min(val))
+    assert "train_state" not in best  # weights only: no optimizer, scheduler or RNG states
+    assert best["trained"]["best_metric"] == pytest.approx(min(val)) and best["metrics"]["abs_rel"] == min(val)
     assert result.best_metric == pytest.approx(min(val))
     best_step = [r["step"] for r in records if "val" in r][val.index(min(val))]
-    assert best["train_state"]["step"] == best_step
+    assert best["trained"]["step"] == best_step == result.best_step and result.metric_name == "abs_rel"
     assert json.loads((tmp_path / "config.json").read_text())["batch_size"] == 2
 
 

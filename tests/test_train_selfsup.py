@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from interrupt import Killed, kill_after
 from torch.utils.data import Dataset
 
 from depthcli.data.arbitrary_scale import ArbitraryScaleAugment, splice_fill
@@ -197,16 +198,9 @@ def test_radepth_resume_reproduces_the_uninterrupted_run(tmp_path):
     straight = SelfSupTask(config)
     train(straight, dataset(), config, tmp_path / "a", progress=False)
 
-    class Killed(Exception):
-        pass
-
-    def kill(step, losses):
-        if step == 2:
-            raise Killed
-
     torch.manual_seed(0)
     with pytest.raises(Killed):
-        train(SelfSupTask(config), dataset(), config, tmp_path / "b", progress=False, on_step=kill)
+        train(SelfSupTask(config), dataset(), config, tmp_path / "b", progress=False, on_step=kill_after(2))
     torch.manual_seed(7)
     resumed = SelfSupTask(config)
     train(resumed, dataset(), config, tmp_path / "b", resume=True, progress=False)

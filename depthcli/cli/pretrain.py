@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from depthcli.cli.common import tensorboard_notes
 from depthcli.cli.config_flags import (
     OVERWRITE_HELP,
     RESUME_HELP,
@@ -63,9 +64,11 @@ def pretrain(
             written = pretrain_views.save_gradient_fields(source, save_gradient_fields)
             console.print(f"wrote {len(written) // 2} images and their gradient fields into {save_gradient_fields}")
         verb = "resuming" if resuming else "pretraining"
-        console.print(f"{verb} {run.encoder} ({run.key} key, {run.preset}) in {out}")
+        console.print(f"{verb} {run.encoder} ({run.key} key, {run.preset}) into {out}")
         if resume == "auto" and not resuming:
             console.print(f"  --resume auto: no {out / 'last.ckpt'} yet, so a new run starts")
+        for line in tensorboard_notes(run, out):
+            console.print(f"  {line}")
 
     result = run_recipe(recipe, config, out, resume=resuming, overwrite=overwrite, progress=progress, on_start=start)
     if result.is_main:

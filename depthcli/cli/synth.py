@@ -16,7 +16,7 @@ synth_app = typer.Typer(
 
 
 def _render(kind: str, out: Path, call) -> None:
-    console = Console()
+    console = Console(soft_wrap=True)  # paths stay whole (and findable) however long
     console.print(f"writing synthetic {kind} into {out}")
     with Progress(
         TextColumn(f"[bold]synth {kind}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from depthcli.cli.common import tensorboard_notes
 from depthcli.cli.config_flags import (
     OVERWRITE_HELP,
     RESUME_HELP,
@@ -36,7 +37,9 @@ def train(
         "selfsup (KITTI-style video) or supervised (NYU ground truth). (default: the task of --preset, "
         "or of the run being resumed; else selfsup)",
     ),
-    out: Path = typer.Option(None, "--out", help="Run directory: config, last/best.ckpt, metrics.jsonl, loss.png."),
+    out: Path = typer.Option(
+        None, "--out", help="Run directory: config.json, last/best.ckpt, metrics.jsonl, loss.png, tensorboard/."
+    ),
     resume: str = typer.Option(None, "--resume", metavar="[auto]", help=RESUME_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
@@ -71,18 +74,28 @@ def train(
     console = Console(soft_wrap=True)
 
     def announce(run) -> None:
-        console.print(f"{'resuming' if resuming else 'training'} {run.preset} ({run.net}) in {out}")
+        console.print(f"{'resuming' if resuming else 'training'} {run.preset} ({run.net}) into {out}")
         if getattr(config, "split", None) is None and getattr(run, "split", None) is not None:
             console.print(f"  split: {run.split} (the raw root's own; --split chooses another)")
-        for line in start_notes:
+        for line in start_notes + tensorboard_notes(run, out):
             console.print(f"  {line}")
 
     result = run_recipe(recipe, config, out, resume=resuming, overwrite=overwrite, progress=progress, on_start=announce)
     if result.is_main:
         run = result.train
         best = f", best {run.best_checkpoint}" if run.best_checkpoint else ""
-        console.print(f"{run.steps} steps, last loss {run.last_loss:.4f} ({run.stop_reason})")
         console.print(f"wrote {run.last_checkpoint}{best} in {run.run_dir}")
+        console.print(final_line(run))
+
+
+def final_line(run) -> str:
+    """`40 steps, last loss 0.1234 (done), best abs_rel 0.0987 at step 30`: the line a run ends with."""
+    line = f"{run.steps} steps, last loss {run.last_loss:.4f} ({run.stop_reason})"
+    if run.best_metric is not None:
+        line += f", best {run.metric_name} {run.best_metric:.4f}" + (
+            f" at step {run.best_step}" if run.best_step is not None else ""
+        )
+    return line
 
 
 def _train_recipe(task: str | None, preset: str | None, resumed: Path | None) -> RecipeSettings:

@@ -1,4 +1,4 @@
-"""`depthcli weights import|info`: bring reference releases in, and show what a checkpoint holds.
+"""`depthcli weights import|info|slim`: bring reference releases in, show what a checkpoint holds, slim it.
 
 torch and the importers are imported inside the commands, so that `depthcli --help` stays fast.
 """
@@ -120,6 +120,34 @@ def info_command(
     Console().print(table)
     if not show_all:
         Console().print("  (--all lists the full config and training state)")
+
+
+@weights_app.command("slim")
+def slim_command(
+    checkpoint: Path = typer.Argument(..., metavar="CKPT", help="depthcli checkpoint (e.g. a run's last.ckpt)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Weights-only checkpoint to write (.ckpt)."),
+    depth_only: bool = typer.Option(
+        False, "--depth-only", help="Keep the depth net alone (drop the pose net and any other network)."
+    ),
+) -> None:
+    """Write CKPT without its training state (optimizer, scheduler, RNG): what eval, predict and --init need.
+
+    The slim file predicts exactly as CKPT does; it cannot be resumed (keep CKPT for --resume).
+    """
+    from depthcli.checkpoints import slim_checkpoint
+
+    before = checkpoint.stat().st_size if checkpoint.is_file() else 0
+    dropped = slim_checkpoint(checkpoint, out, depth_only=depth_only)
+    after = out.stat().st_size
+    console = Console()
+    console.print(
+        f"wrote [bold]{escape(str(out))}[/]: {_megabytes(before)} -> {_megabytes(after)} ({100 * after / before:.0f} %)"
+    )
+    console.print(f"  left out: {escape(', '.join(dropped))}" if dropped else "  nothing to leave out (already slim)")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 def register(app: typer.Typer) -> None:

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from depthcli.data.augment import augment_sample
-from depthcli.data.cache_file import open_cache
+from depthcli.data.cache_file import open_cache, read_entry, reopen_cache
 from depthcli.data.kitti import monodepth2_pixel_intrinsics
 from depthcli.errors import DepthcliError
 from depthcli.geometry import intrinsics_from_normalised
@@ -41,8 +41,6 @@ class _CachedDataset(Dataset):
                 raise DepthcliError(
                     f"cache {self.path} holds {handle.attrs.get('dataset')!r} data, not {self.dataset_name!r}"
                 )
-            if not handle.attrs.get("complete"):
-                raise DepthcliError(f"cache {self.path} is incomplete; rerun `depthcli cache build` to finish it")
             self.frame_hw = handle["frames/hw"][()]
             self._read_tables(handle)
 
@@ -51,7 +49,7 @@ class _CachedDataset(Dataset):
 
     def _file(self) -> h5py.File:
         if self._handle is None or self._handle_pid != os.getpid():
-            self._handle = h5py.File(self.path, "r")
+            self._handle = reopen_cache(self.path)
             self._handle_pid = os.getpid()
         return self._handle
 
@@ -61,8 +59,7 @@ class _CachedDataset(Dataset):
         return state
 
     def _image(self, frame: int) -> torch.Tensor:
-        height, width = self.frame_hw[frame]
-        pixels = self._file()["frames/rgb"][frame, :height, :width]
+        pixels = read_entry(self._file(), self.path, "frames/rgb", frame, self.frame_hw[frame])
         # contiguous (3,H,W): a permuted view would make the DataLoader's collate copy slowly
         return (
             torch.from_numpy(pixels)
@@ -135,8 +132,7 @@ class CachedKittiDataset(_CachedDataset):
             for f, frame in zip(self.frame_ids, self.sample_frames[index], strict=True)
         }
         if self.gt_hw is not None:
-            height, width = self.gt_hw[index]
-            depth = self._file()["samples/depth_gt"][index, :height, :width]
+            depth = read_entry(self._file(), self.path, "samples/depth_gt", index, self.gt_hw[index])
             sample["depth_gt"] = torch.from_numpy(depth)[None]
         return self._finish(sample, self.K_norm[index] if self.intrinsics == "calibration" else None, index)
 
@@ -164,7 +160,6 @@ class CachedNyuDataset(_CachedDataset):
 
     def __getitem__(self, index: int) -> dict:
         frame = int(self.frames[index])
-        height, width = self.frame_hw[frame]
-        depth = self._file()["frames/depth"][frame, :height, :width]
+        depth = read_entry(self._file(), self.path, "frames/depth", frame, self.frame_hw[frame])
         sample = {("color", 0, 0): self._image(frame), "depth_gt": torch.from_numpy(depth)[None]}
         return self._finish(sample, self.K_norm, index)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from depthcli.errors import DepthcliError
+from depthcli.paths import check_input_file
 
 SIDE_TO_CAMERA = {"l": 2, "r": 3}
 IMAGE_EXTS = ("png", "jpg")
@@ -162,11 +163,9 @@ def velodyne_depth_map(
 
 def read_split_lines(path: str | os.PathLike) -> list[str]:
     """The lines of a split file (any kind: KITTI entries, NYU index lists); unreadable -> DepthcliError."""
-    path = Path(path)
+    path = check_input_file(path, "split file")
     try:
         return path.read_text().splitlines()
-    except FileNotFoundError:
-        raise DepthcliError(f"split file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DepthcliError(f"cannot read split file {path}: {exc}") from None
 

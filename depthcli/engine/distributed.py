@@ -15,6 +15,9 @@ from collections.abc import Iterator
 import torch
 import torch.distributed as dist
 
+from depthcli.devices import resolve_device
+from depthcli.errors import DepthcliError
+
 
 @dataclasses.dataclass(frozen=True)
 class DistContext:
@@ -42,13 +45,22 @@ def launched_by_torchrun() -> bool:
 def setup(device: str | None = None) -> DistContext:
     """Join the process group torchrun describes (gloo on CPU, nccl on CUDA) or run single-process.
 
-    `device` forces "cpu"/"cuda"; by default CUDA is used when available.
+    `device` is "auto" (CUDA when available; also None), "cpu", "cuda" or, single-process, "cuda:N"
+    (`depthcli.devices.resolve_device`: a device that is not there is one error line). Under torchrun
+    each process takes the GPU of its local rank.
     """
-    use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
+    requested = resolve_device(device or "auto")
     if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
-        return DistContext(0, 1, 0, torch.device("cuda" if use_cuda else "cpu"))
+        if requested.type == "cuda" and requested.index is not None:
+            torch.cuda.set_device(requested)  # what the nets' and losses' own CUDA tensors default to
+        return DistContext(0, 1, 0, requested)
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    use_cuda = requested.type == "cuda"
+    if use_cuda and requested.index is not None:
+        raise DepthcliError(
+            f"--device {device}: under torchrun each process uses the GPU of its local rank; give --device cuda"
+        )
     if use_cuda:
         torch.cuda.set_device(local_rank)
         run_device = torch.device("cuda", local_rank)

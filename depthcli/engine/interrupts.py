@@ -6,6 +6,9 @@ convention (128 + signal: 143 for SIGTERM, 130 for Ctrl-C) and whose message is 
 resumes the run. A second Ctrl-C stops at once (KeyboardInterrupt). DataLoader workers ignore both
 signals (`ignore_stop_signals`): a terminal's Ctrl-C and a scheduler's SIGTERM reach every process of
 the job, and a worker that died of it would fail the step that the save needs.
+
+A validation that fails mid-run stops the run too, after the loop saved it: `validation_failure` is
+what it reports.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 from depthcli.errors import DepthcliError
 
@@ -66,3 +70,21 @@ def ignore_stop_signals(_worker_id: int) -> None:
     """DataLoader `worker_init_fn`: the main process decides when the run stops (module docstring)."""
     for signum in SIGNAL_NAMES:
         signal.signal(signum, signal.SIG_IGN)
+
+
+def validation_failure(
+    failure: Exception | None, step: int, data: str | None, saved: Path, resume_command: str
+) -> Exception:
+    """What a run raises once it saved after its validation failed (`failure`; None: it failed on rank 0,
+    seen from another rank): one line naming the data and how to continue when the data is at fault (a
+    DepthcliError or an OSError, e.g. a damaged cache), the original error otherwise (a bug keeps its
+    traceback)."""
+    if failure is not None and not isinstance(failure, (DepthcliError, OSError)):
+        return failure
+    text = str(failure).strip()
+    reason = "on rank 0" if failure is None else text.splitlines()[0][:200] if text else type(failure).__name__
+    return DepthcliError(
+        f"validation at step {step} failed ({reason}){f' on {data}' if data else ''}; the run is saved in "
+        f"{saved}: repair or rebuild the validation data (or drop --val-data), then continue with "
+        f"`{resume_command}`"
+    )

@@ -138,6 +138,10 @@ class PretrainTask(TrainingTask):
             queue.enqueue(distributed.gather(k, self.dist))
         return {"loss": loss, "positive_similarity": positive.mean(), "top1": top1}
 
+    def visuals(self, batch: dict) -> dict[str, Tensor]:
+        """The two views of each image the contrastive loss pairs: the query (RGB) and its key."""
+        return {"query": batch["query"], "key": batch["key"]}
+
     def checkpoint_payload(self) -> dict[str, Any]:
         return {**super().checkpoint_payload(), "encoder_name": self.config.encoder}
 

@@ -1,7 +1,9 @@
 """The files of one run directory: resolved config, checkpoints, the metrics log and the loss plot.
 
-`config.json` (readable back with `--config`), `last.ckpt` (resumable), `best.ckpt` (best validation
-metric), `metrics.jsonl` (one JSON record per logged step or validation) and `loss.png`.
+`config.json` (readable back with `--config`; its "provenance" lists the commands that ran the run),
+`last.ckpt` (resumable), `best.ckpt` (weights only, best validation metric), `epoch_XX.ckpt` (weights
+only, `save_epochs`), `step_XXXXXXX.ckpt` (resumable, the last `keep_last`), `metrics.jsonl` (one JSON
+record per logged step or validation), `loss.png` and `tensorboard/` (depthcli.engine.tensorboard_log).
 
 How a run starts in it (`depthcli.engine.runner` asks, before anything is written): a new run only in
 a missing or empty directory unless told to overwrite (`check_new_run`, `remove_previous_run`); one
@@ -13,11 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shlex
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from depthcli.atomic import atomic_path, atomic_write_text, leftover_temp_files
+from depthcli.config import PROVENANCE_KEY, save_config
 from depthcli.errors import DepthcliError
 from depthcli.locks import exclusive_lock, lock_path_for
 
@@ -26,10 +32,23 @@ BEST_CHECKPOINT = "best.ckpt"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 LOSS_PLOT = "loss.png"
+TENSORBOARD_DIR = "tensorboard"
+STEP_CHECKPOINT = re.compile(r"step_(\d+)\.ckpt")
+EPOCH_CHECKPOINT = re.compile(r"epoch_(\d+)\.ckpt")
 RESULT_FILES = (LAST_CHECKPOINT, BEST_CHECKPOINT, "encoder.ckpt")  # what a run that has saved holds
-# Everything a run writes besides its caches: `--overwrite` removes these, and theirs are the temp files a
-# save cut short by a kill can leave behind.
+# Everything a run writes besides its caches (and besides step_/epoch_ checkpoints and tensorboard/, see
+# `is_run_file`): `--overwrite` removes these, and theirs are the temp files a save cut short can leave.
 RUN_FILES = (*RESULT_FILES, CONFIG_FILE, METRICS_FILE, LOSS_PLOT, "boundary_net.ckpt")
+
+
+def is_result_file(name: str) -> bool:
+    """Whether `name` is a checkpoint a run saved (a run that has one is not started over by `--resume auto`)."""
+    return name in RESULT_FILES or bool(STEP_CHECKPOINT.fullmatch(name) or EPOCH_CHECKPOINT.fullmatch(name))
+
+
+def is_run_file(name: str) -> bool:
+    """Whether `name` is a file a run writes in its directory (its caches aside)."""
+    return name in RUN_FILES or is_result_file(name)
 
 
 def resume_command(command: str, run_dir: str | Path) -> str:
@@ -70,6 +89,31 @@ class RunDirectory:
         self.metrics_file = self.path / METRICS_FILE
         self.loss_plot = self.path / LOSS_PLOT
 
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        """The weights after epoch `epoch`, counted from 0 (monodepth2's `weights_XX`)."""
+        return self.path / f"epoch_{epoch:02d}.ckpt"
+
+    def step_checkpoint(self, step: int) -> Path:
+        return self.path / f"step_{step:07d}.ckpt"
+
+    def step_checkpoints(self) -> list[Path]:
+        """The step checkpoints present, oldest first."""
+        matches = [(STEP_CHECKPOINT.fullmatch(path.name), path) for path in self.path.glob("step_*.ckpt")]
+        return [path for _, path in sorted((int(match[1]), path) for match, path in matches if match)]
+
+    def write_config(self, config: Any, record: Mapping[str, Any], resumed: bool) -> None:
+        """config.json: the resolved config, and under "provenance" the record of each command that ran the run
+        (the one that started it, then one per resume)."""
+        save_config(config, self.config_file, [*(self.provenance_records() if resumed else []), record])
+
+    def provenance_records(self) -> list[dict]:
+        """The provenance records config.json holds ([] when it holds none or cannot be read)."""
+        try:
+            records = json.loads(self.config_file.read_text(encoding="utf-8")).get(PROVENANCE_KEY, [])
+        except (OSError, ValueError, AttributeError):
+            return []
+        return records if isinstance(records, list) else []
+
     def resumable_checkpoint(self) -> Path:
         """last.ckpt, which `--resume` continues; its absence is one line."""
         if not self.last_checkpoint.is_file():
@@ -95,7 +139,7 @@ class RunDirectory:
         if not self.path.is_dir():
             return []
         ignored = {lock_path_for(self.last_checkpoint).name} | {
-            path.name for path in leftover_temp_files(self.path, RUN_FILES)
+            path.name for path in leftover_temp_files(self.path, is_run_file)
         }
         return sorted(path.name for path in self.path.iterdir() if path.name not in ignored)
 
@@ -106,7 +150,7 @@ class RunDirectory:
             self.create()  # the one-line error for a file in the way
         held = self.contents()
         if unsaved_ok:
-            held = [name for name in held if name in RESULT_FILES]
+            held = [name for name in held if is_result_file(name)]
         if held and not overwrite:
             listed = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
             raise DepthcliError(
@@ -115,12 +159,14 @@ class RunDirectory:
             )
 
     def remove_previous_run(self) -> list[str]:
-        """`--overwrite`: remove the files a previous run wrote here (caches stay); returns their names."""
-        removed = []
-        for name in RUN_FILES:
-            if (self.path / name).is_file():
-                (self.path / name).unlink()
-                removed.append(name)
+        """`--overwrite`: remove the files a previous run wrote here, its TensorBoard events too (caches stay);
+        returns their names."""
+        removed = sorted(path.name for path in self.path.iterdir() if is_run_file(path.name) and path.is_file())
+        for name in removed:
+            (self.path / name).unlink()
+        if (self.path / TENSORBOARD_DIR).is_dir():
+            shutil.rmtree(self.path / TENSORBOARD_DIR)
+            removed.append(TENSORBOARD_DIR)
         return removed
 
     @contextlib.contextmanager
@@ -132,7 +178,7 @@ class RunDirectory:
 
     def remove_leftover_temp_files(self) -> list[Path]:
         """Delete the temp files of saves that a kill cut short (call while holding `lock`)."""
-        leftovers = leftover_temp_files(self.path, RUN_FILES)
+        leftovers = leftover_temp_files(self.path, is_run_file)
         for path in leftovers:
             path.unlink(missing_ok=True)
         return leftovers
@@ -158,24 +204,27 @@ class RunDirectory:
         with open(self.metrics_file, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 
-    def plot_loss(self, history: list[dict]) -> None:
-        """Training loss (and validation abs_rel) against step, written atomically as `loss.png`."""
+    def plot_loss(self, history: list[dict], metric: str = "abs_rel") -> None:
+        """Training loss and the validation `metric` against step, with a legend, written atomically as `loss.png`."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         losses = [record for record in history if "loss" in record]
-        validations = [record for record in history if "val" in record]
+        validations = [record for record in history if metric in record.get("val", {})]
         figure, axis = plt.subplots(figsize=(7, 4))
-        axis.plot([r["step"] for r in losses], [r["loss"] for r in losses], label="train loss", color="tab:blue")
+        steps, values = [r["step"] for r in losses], [r["loss"] for r in losses]
+        lines = axis.plot(steps, values, color="tab:blue", label="train loss")
         axis.set_xlabel("step")
-        axis.set_ylabel("loss")
-        if validations and "abs_rel" in validations[0]["val"]:
+        axis.set_ylabel("training loss")
+        if validations:
             twin = axis.twinx()
             steps = [r["step"] for r in validations]
-            twin.plot(steps, [r["val"]["abs_rel"] for r in validations], "o-", color="tab:red", label="val abs_rel")
-            twin.set_ylabel("validation abs_rel")
+            values = [r["val"][metric] for r in validations]
+            lines += twin.plot(steps, values, "o-", color="tab:red", label=f"validation {metric}")
+            twin.set_ylabel(f"validation {metric}")
+        axis.legend(lines, [line.get_label() for line in lines], loc="upper right")
         axis.set_title("depthcli training")
         figure.tight_layout()
         with atomic_path(self.loss_plot) as tmp:

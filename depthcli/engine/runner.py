@@ -18,7 +18,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from depthcli.checkpoints import load_checkpoint
-from depthcli.config import COMMAND_LINE, architecture_keys, build_config, config_to_dict
+from depthcli.config import COMMAND_LINE, absolute_paths, architecture_keys, build_config, config_to_dict
 from depthcli.engine import distributed
 from depthcli.engine.run_dir import RunDirectory, resume_command
 from depthcli.engine.task import TrainingTask
@@ -122,19 +122,19 @@ def run_recipe(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-    device: str | None = None,
     on_start: Callable[[TrainConfig], None] | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> RecipeResult:
-    """Train `config` with `recipe` into `run_dir` (resuming its last.ckpt if asked).
+    """Train `config` with `recipe` into `run_dir` (resuming its last.ckpt if asked), on `config.device`.
 
-    The process group is set up here, once, and handed to the data, the task and the loop. Before
-    anything is written, rank 0 takes the run directory (`_held_run_directory`): a new run needs an
-    empty one unless `overwrite`. `on_start(config)` runs on rank 0 once the data is open (the config
-    then is final).
+    The process group is set up here, once, and handed to the data, the task and the loop. The run
+    directory and the config's paths are made absolute first: the run stores them, and `--resume` from
+    another working directory must find them. Before anything is written, rank 0 takes the run directory
+    (`_held_run_directory`): a new run needs an empty one unless `overwrite`. `on_start(config)` runs on
+    rank 0 once the data is open (the config then is final).
     """
-    run_dir = Path(run_dir)
-    with distributed.session(device) as ctx, _held_run_directory(recipe, run_dir, resume, overwrite, ctx):
+    run_dir, config = Path(run_dir).resolve(), absolute_paths(config)
+    with distributed.session(config.device) as ctx, _held_run_directory(recipe, run_dir, resume, overwrite, ctx):
         data = recipe.open_data(config, run_dir, ctx)
         if ctx.is_main:
             announce_train_selection(dataclasses.asdict(data.config))

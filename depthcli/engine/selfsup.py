@@ -20,7 +20,7 @@ from torch import Tensor
 
 from depthcli.engine.distributed import DistContext
 from depthcli.engine.runner import Recipe, RecipeData
-from depthcli.engine.task import TrainingTask
+from depthcli.engine.task import TrainingTask, coloured_disparity
 from depthcli.engine.validation import protocol_metrics
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth, pose_vec_to_mat, warp_frame
@@ -150,16 +150,42 @@ class SelfSupTask(TrainingTask):
         for scale in cfg.scales:
             disp = outputs[("disp", scale)].float()
             full = disp if scale == 0 else F.interpolate(disp, (height, width), mode="bilinear", align_corners=False)
-            _, depth = disp_to_depth(full, cfg.min_depth, cfg.max_depth)
-            reprojection = torch.cat(
-                [photometric_error(warp_frame(sources[f], depth, poses[f], K, inv_K), target) for f in self.sources], 1
-            )
+            warped = self._warped_sources(sources, full, poses, K, inv_K)
+            reprojection = torch.cat([photometric_error(warped[f], target) for f in self.sources], 1)
             loss_map, selected = min_reprojection_loss(reprojection, identity, generator=self.tie_noise_generator)
             color = target if scale == 0 else F.interpolate(target, size=disp.shape[-2:], mode="area")
             total = total + loss_map.mean() + cfg.smoothness_weight / 2**scale * self.smoothness(disp, color)
             if scale == 0:
                 selected_at_0, disp_at_0 = selected, disp
         return total / len(cfg.scales), selected_at_0, disp_at_0
+
+    def _warped_sources(self, sources: dict, disp: Tensor, poses: dict, K: Tensor, inv_K: Tensor) -> dict[int, Tensor]:
+        """Each source frame warped into the target camera with the target's (full-resolution) disparity."""
+        _, depth = disp_to_depth(disp, self.config.min_depth, self.config.max_depth)
+        return {f: warp_frame(sources[f], depth, poses[f], K, inv_K) for f in self.sources}
+
+    # -- pictures -----------------------------------------------------------------------------------
+    def visuals(self, batch: dict) -> dict[str, Tensor]:
+        """monodepth2's pictures of a batch: the input, its disparity (colour-mapped), the first source frame
+        and that frame warped into the target with the predicted depth and pose, and the automask (white:
+        pixels the photometric loss keeps, where a warped source explains the target better than any
+        source as it is)."""
+        target, first = batch[("color", 0, 0)], self.sources[0]
+        sources = {f: batch[("color", f, 0)] for f in self.sources}
+        with self.net_autocast():
+            disp = self.networks["depth"](batch[("color_aug", 0, 0)])[("disp", 0)].float()
+        warped = self._warped_sources(sources, disp, self._poses(batch), batch[("K", 0)], batch[("inv_K", 0)])
+        pictures = {
+            "input": target,
+            "disparity": coloured_disparity(disp),
+            "source": sources[first],
+            "warped_source": warped[first],
+        }
+        if self.config.automask:
+            reprojection = torch.cat([photometric_error(warped[f], target) for f in self.sources], 1)
+            identity = torch.cat([photometric_error(sources[f], target) for f in self.sources], 1)
+            pictures["automask"] = (reprojection.min(1, keepdim=True)[0] < identity.min(1, keepdim=True)[0]).float()
+        return pictures
 
     # -- validation ---------------------------------------------------------------------------------
     def validate(self, loader, device: torch.device) -> dict[str, float]:

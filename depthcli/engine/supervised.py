@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from depthcli.engine.distributed import DistContext
 from depthcli.engine.runner import Recipe, RecipeData
-from depthcli.engine.task import TrainingTask
+from depthcli.engine.task import TrainingTask, coloured_disparity
 from depthcli.engine.validation import protocol_metrics
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth
@@ -136,6 +136,18 @@ class SupervisedTask(TrainingTask):
 
     def validate(self, loader, device: torch.device) -> dict[str, float]:
         return nyu_metrics(self, loader)
+
+    def visuals(self, batch: dict) -> dict[str, Tensor]:
+        """The input, the predicted depth and the ground truth, both as colour-mapped inverse depth on the
+        prediction's colour scale (invalid ground truth is dark)."""
+        images, gt = batch[("color", 0, 0)], batch["depth_gt"]
+        predicted = 1.0 / self.predict_depth(images)
+        measured = torch.where(gt > 0, 1.0 / gt.clamp(min=self.config.min_depth), torch.zeros_like(gt))
+        return {
+            "input": images,
+            "prediction": coloured_disparity(predicted),
+            "ground_truth": coloured_disparity(measured, like=predicted),
+        }
 
 
 def nyu_metrics(task: SupervisedTask, batches) -> dict[str, float]:

@@ -11,14 +11,16 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from depthcli.checkpoints import load_state
 from depthcli.engine.distributed import SINGLE_PROCESS
 from depthcli.engine.seeding import seed_everything
 from depthcli.errors import DepthcliError
+from depthcli.visualize import colorize_in_range, disparity_range
 from depthcli.weights.initialise import initialise
 
 
@@ -61,6 +63,14 @@ class TrainingTask(nn.Module):
         """Metrics on held-out data (called in eval mode under no_grad); empty when there is no GT."""
         return {}
 
+    def visuals(self, batch: dict) -> dict[str, Tensor]:
+        """Pictures of `batch` for TensorBoard, by name: (B,3,H,W) or (B,1,H,W) floats in [0, 1].
+
+        Called every `log_images_every` steps on the batch just trained on, in eval mode under no_grad,
+        with every RNG restored afterwards; {} shows nothing.
+        """
+        return {}
+
     def checkpoint_payload(self) -> dict[str, Any]:
         others = {name: net.state_dict() for name, net in self.networks.items() if name != self.primary_network}
         return {"model": self.networks[self.primary_network].state_dict(), "networks": others}
@@ -76,3 +86,14 @@ class TrainingTask(nn.Module):
     def compile_networks(self) -> None:
         for net in self.networks.values():
             net.compile()
+
+
+def coloured_disparity(disp: Tensor, like: Tensor | None = None) -> Tensor:
+    """(B,1,H,W) disparities -> (B,3,H,W) colour-mapped pictures in [0, 1], each sample ranged as
+    `depthcli.visualize.colorize_disparity` ranges it, or as the same sample of `like` is (so that a
+    prediction and its ground truth share one colour scale; values below the range are the darkest)."""
+    pictures = []
+    for index, values in enumerate(disp[:, 0].detach().float().cpu().numpy()):
+        reference = values if like is None else like[index, 0].detach().float().cpu().numpy()
+        pictures.append(colorize_in_range(values, *disparity_range(reference)))
+    return torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2).float() / 255.0

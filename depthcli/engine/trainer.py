@@ -1,14 +1,15 @@
 """The generic training loop every task (self-supervised, supervised, contrastive) plugs into.
 
 A task is a `TrainingTask` (an nn.Module): it owns its networks, returns a dict of losses for a
-batch (`"loss"` is optimised) and may validate. The loop adds everything that is not science: Adam
-with an optional linear LR warmup and a step decay, epochs or a step budget, a progress bar, atomic
-periodic checkpoints that resume bit-for-bit, validation with `best.ckpt`, a metrics JSONL log and
-loss plot, NaN/inf stop, AMP, channels-last, torch.compile and DistributedDataParallel.
+batch (`"loss"` is optimised), may validate and may show pictures of a batch. The loop adds everything
+that is not science: Adam with an optional linear LR warmup and a step decay, epochs or a step budget,
+a progress bar, atomic periodic checkpoints that resume bit-for-bit, validation with `best.ckpt`, NaN/inf
+stop, AMP, channels-last, torch.compile and DistributedDataParallel.
 
 Reproducibility (`depthcli.engine.seeding`): a resumed run takes exactly the steps an uninterrupted
-run would have taken, whatever the number of DataLoader workers. The run directory's files are
-`depthcli.engine.run_dir`.
+run would have taken, whatever the number of DataLoader workers (and whether pictures are logged).
+Files: `depthcli.engine.run_dir`; checkpoints kept besides last.ckpt: `depthcli.engine.retention`;
+what a run shows (metrics.jsonl, TensorBoard, loss.png, validation lines): `depthcli.engine.run_log`.
 
 Nothing trained is lost to a stop: SIGTERM or Ctrl-C ends the current step, saves and raises
 `TrainingInterrupted` (`depthcli.engine.interrupts`); a validation that fails (e.g. a damaged cache)
@@ -24,6 +25,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,19 +34,16 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from depthcli.checkpoints import load_checkpoint, save_checkpoint
-from depthcli.config import config_to_dict, save_config
+from depthcli.config import config_to_dict
 from depthcli.engine import distributed, interrupts
 from depthcli.engine.device_batches import DeviceLoader, autocast_factory, to_device
+from depthcli.engine.retention import save_retained
 from depthcli.engine.run_dir import RunDirectory
-from depthcli.engine.seeding import (
-    ResumableSampler,
-    SeededDataset,
-    capture_rng_state,
-    derive_seed,
-    restore_rng_state,
-)
+from depthcli.engine.run_log import RunLog
+from depthcli.engine.seeding import ResumableSampler, SeededDataset, capture_rng_state, derive_seed, restore_rng_state
 from depthcli.engine.task import TrainingTask
 from depthcli.errors import DepthcliError
+from depthcli.provenance import provenance
 from depthcli.recipe_configs import TrainConfig
 
 
@@ -57,6 +56,8 @@ class TrainResult:
     last_loss: float
     best_metric: float | None
     stop_reason: str
+    metric_name: str = "abs_rel"  # the validation metric best_metric is a value of (the task's main_metric)
+    best_step: int | None = None  # the step best.ckpt was taken at
 
 
 class TrainingDiverged(DepthcliError):
@@ -82,13 +83,13 @@ def train(
 
     `config` is the task's full config (a TrainConfig subclass); it is saved to the run dir and into
     every checkpoint. `ctx` is the process group the caller set up (`depthcli.engine.runner` does);
-    without one, `train` joins (and leaves) the one torchrun describes, on `device`. `on_step(step,
-    losses)` is called after each step (and its save), e.g. to stop. `resume_command` is what the
-    messages of a stopped run tell the user to run.
+    without one, `train` joins (and leaves) the one torchrun describes, on `device` (default: the
+    config's). `on_step(step, losses)` is called after each step (and its save), e.g. to stop.
+    `resume_command` is what the messages of a stopped run tell the user to run.
     """
     args = (task, train_set, config, Path(run_dir), val_set)
     if ctx is None:
-        with distributed.session(device) as own:
+        with distributed.session(device or config.device) as own:
             return _TrainingLoop(*args, own, progress, on_step, resume_command).run(resume)
     return _TrainingLoop(*args, ctx, progress, on_step, resume_command).run(resume)
 
@@ -113,6 +114,7 @@ class LoopState:
     epoch: int = 0
     batch_in_epoch: int = 0
     best_metric: float | None = None
+    best_step: int | None = None
 
 
 class _TrainingLoop:
@@ -126,7 +128,9 @@ class _TrainingLoop:
         self.files = RunDirectory(run_dir)
         self.device = ctx.device
         self.state = LoopState()
-        self.history: list[dict] = []
+        self.log = RunLog(self.files, config, task.main_metric, active=ctx.is_main)
+        self.provenance = provenance(run_dir=str(self.files.path.resolve()), device=str(self.device))
+        self.val_metrics: dict[str, float] = {}  # the last validation's (best.ckpt carries them)
         default_workers = 4 if self.device.type == "cuda" else 0
         self.num_workers = config.num_workers if config.num_workers is not None else default_workers
         self.sampler = ResumableSampler(train_set, config.seed, ctx.rank, ctx.world_size)
@@ -155,10 +159,9 @@ class _TrainingLoop:
             self.files.create()
         if resume:
             self._restore()
-        elif self.ctx.is_main:
-            self.files.metrics_file.unlink(missing_ok=True)
+        self.log.open(self.state.step if resume else None)
         if self.ctx.is_main:
-            save_config(cfg, self.files.config_file)
+            self.files.write_config(cfg, self.provenance, resumed=resume)
         if cfg.compile:
             if self.device.type == "cuda":
                 task.compile_networks()
@@ -183,21 +186,15 @@ class _TrainingLoop:
             self.scheduler.load_state_dict(train_state["scheduler"])
             if train_state.get("scaler"):
                 self.scaler.load_state_dict(train_state["scaler"])
-            self.state = LoopState(
-                step=int(train_state["step"]),
-                epoch=int(train_state["epoch"]),
-                batch_in_epoch=int(train_state["batch_in_epoch"]),
-                best_metric=train_state["best_metric"],
-            )
+            position = {key: int(train_state[key]) for key in ("step", "epoch", "batch_in_epoch")}
+            best = {key: train_state.get(key) for key in ("best_metric", "best_step")}
+            self.state = LoopState(**position, **best)
             restore_rng_state(train_state["rng"])
         except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
             raise DepthcliError(
                 f"--resume: the training state in {path} does not fit this run ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); it cannot be resumed"
             ) from exc
-        if self.ctx.is_main:
-            self.history = [r for r in self.files.read_metrics() if r["step"] <= self.state.step]
-            self.files.rewrite_metrics(self.history)
 
     # -- main loop --------------------------------------------------------------------------------
     def _train(self) -> TrainResult:
@@ -224,7 +221,7 @@ class _TrainingLoop:
                     bar.update(1)
                     bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{images_per_s:.1f}")
                     if state.step % cfg.log_every == 0 or state.step == self.total_steps:
-                        self._log(
+                        self.log.record(
                             {
                                 "step": state.step,
                                 "epoch": state.epoch,
@@ -234,6 +231,8 @@ class _TrainingLoop:
                             }
                         )
                         window_images, window_start = 0, time.monotonic()
+                    if self.log.images_due(state.step):
+                        self.log.images(state.step, self.task, batch)
                     end_of_epoch = state.batch_in_epoch == self.batches_per_epoch
                     if end_of_epoch:
                         state.epoch, state.batch_in_epoch = state.epoch + 1, 0
@@ -242,7 +241,7 @@ class _TrainingLoop:
                     )
                     is_best = self._validate() if validate else False
                     if is_best or end_of_epoch or (cfg.save_every > 0 and state.step % cfg.save_every == 0):
-                        self._save(is_best)
+                        self._save(is_best, end_of_epoch)
                         saved_at = state.step
                     if self.on_step is not None:
                         self.on_step(state.step, losses)
@@ -251,9 +250,10 @@ class _TrainingLoop:
                         break
             if saved_at != state.step or not self.files.last_checkpoint.exists():
                 validate = self.val_set is not None and self.stopped_by is None  # a stop saves at once
-                self._save(self._validate() if validate else False)
+                self._save(self._validate() if validate else False, end_of_epoch=False)
         finally:
             bar.close()
+            self.log.close()
         if self.stopped_by is not None:
             raise interrupts.TrainingInterrupted(
                 f"{stop_reason} at step {state.step} of {self.total_steps}: the run is saved in "
@@ -268,6 +268,8 @@ class _TrainingLoop:
             last_loss=last_loss,
             best_metric=state.best_metric,
             stop_reason=stop_reason,
+            metric_name=self.task.main_metric,
+            best_step=state.best_step,
         )
 
     def _stop_reason(self, start_time: float) -> str:
@@ -326,7 +328,7 @@ class _TrainingLoop:
         """Validate on rank 0; returns whether this is the best `main_metric` so far.
 
         A validation that fails costs no training: the run is saved first, then the failure is reported
-        (one line when it is the data's fault, the original error otherwise).
+        (`interrupts.validation_failure`).
         """
         if self.val_set is None:
             return False
@@ -337,8 +339,10 @@ class _TrainingLoop:
             except Exception as exc:  # noqa: BLE001 - whatever it is, the steps since the last save come first
                 failure = exc
         if distributed.decided_on_main(failure is not None, self.ctx):
-            self._save(False)
-            raise self._validation_failure(failure)
+            self._save(False, end_of_epoch=False)
+            data = getattr(self.cfg, "val_data", None)
+            raise interrupts.validation_failure(failure, self.state.step, data, self.files.last_checkpoint,
+                                                self.resume_command)  # fmt: skip
         return is_best
 
     def _run_validation(self) -> bool:
@@ -352,49 +356,41 @@ class _TrainingLoop:
         with torch.no_grad():
             metrics = self.task.validate(DeviceLoader(loader, self.device, self.cfg.channels_last), self.device)
         self.task.train()
+        is_best = False
         if metrics:
-            self._log({"step": self.state.step, "epoch": self.state.epoch, "val": metrics})
             value = metrics.get(self.task.main_metric)
             if value is not None and (self.state.best_metric is None or value < self.state.best_metric):
-                self.state.best_metric = float(value)
-                return True
-        return False
+                self.state.best_metric, self.state.best_step, is_best = float(value), self.state.step, True
+            self.val_metrics = dict(metrics)
+            self.log.validation(self.state.step, self.state.epoch, metrics, is_best)
+        return is_best
 
-    def _validation_failure(self, failure: Exception | None) -> Exception:
-        """What to raise once the run is saved: a DepthcliError naming the data when the data is at fault."""
-        if failure is not None and not isinstance(failure, (DepthcliError, OSError)):
-            return failure  # a bug keeps its traceback (the run is saved all the same)
-        text = str(failure).strip()
-        reason = "on rank 0" if failure is None else text.splitlines()[0][:200] if text else type(failure).__name__
-        data = getattr(self.cfg, "val_data", None)
-        return DepthcliError(
-            f"validation at step {self.state.step} failed ({reason}){f' on {data}' if data else ''}; the run is "
-            f"saved in {self.files.last_checkpoint}: repair or rebuild the validation data (or drop --val-data), "
-            f"then continue with `{self.resume_command}`"
-        )
-
-    def _save(self, is_best: bool) -> None:
+    def _save(self, is_best: bool, end_of_epoch: bool) -> None:
         if self.ctx.is_main:
-            payload = {
-                "kind": self.task.checkpoint_kind,
-                "config": config_to_dict(self.cfg),
-                **self.task.checkpoint_payload(),
-                "train_state": {
-                    **dataclasses.asdict(self.state),
-                    "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                    "scaler": self.scaler.state_dict(),
-                    "rng": capture_rng_state(),
-                },
-            }
+            payload = self._checkpoint_payload()
             save_checkpoint(self.files.last_checkpoint, payload)
-            if is_best:
-                save_checkpoint(self.files.best_checkpoint, payload)
-            self.files.plot_loss(self.history)
+            save_retained(
+                self.files,
+                payload,
+                self.cfg,
+                best_metrics=self.val_metrics if is_best else None,
+                finished_epoch=self.state.epoch - 1 if end_of_epoch else None,
+            )
+            self.log.plot()
         distributed.barrier(self.ctx)
 
-    def _log(self, record: dict) -> None:
-        if not self.ctx.is_main:
-            return
-        self.history.append(record)
-        self.files.append_metrics(record)
+    def _checkpoint_payload(self) -> dict[str, Any]:
+        """The full checkpoint of this moment: config, provenance, the task's networks and the training state."""
+        return {
+            "kind": self.task.checkpoint_kind,
+            "config": config_to_dict(self.cfg),
+            "provenance": self.provenance,
+            **self.task.checkpoint_payload(),
+            "train_state": {
+                **dataclasses.asdict(self.state),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": capture_rng_state(),
+            },
+        }

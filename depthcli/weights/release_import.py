@@ -19,6 +19,7 @@ from torch import nn
 
 from depthcli.checkpoints import save_checkpoint
 from depthcli.errors import DepthcliError
+from depthcli.paths import refuse_output_overwriting_inputs
 from depthcli.weights.release_layouts import (
     diffnet_decoder_names,
     guess_project,
@@ -137,5 +138,7 @@ def import_to_checkpoint(
     project: str, src_dir: str | os.PathLike, out: str | os.PathLike
 ) -> tuple[Path, dict[str, Any]]:
     """`import_reference_weights` + atomic save; returns (checkpoint path, payload)."""
+    release = [(f"release file {name}", Path(src_dir) / name) for name in DEPTH_FILES + POSE_FILES]
+    refuse_output_overwriting_inputs([("--out", out)], release)
     payload = import_reference_weights(project, src_dir)
     return save_checkpoint(out, payload), payload

@@ -10,6 +10,8 @@ from typing import Any
 
 from torch import Tensor
 
+from depthcli.checkpoints import TRAIN_STATE, TRAINED
+
 # BatchNorm statistics are buffers, not parameters (as in `depthcli models` and the papers' counts).
 _BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 # The name under which each checkpoint kind's "model" is reported.
@@ -29,12 +31,20 @@ def _source(payload: dict[str, Any]) -> str:
     config = payload.get("config", {})
     if config.get("imported_from"):
         return f"imported {config.get('net')} release {config['imported_from']}"
-    train_state = payload.get("train_state")
-    step = train_state.get("step") if isinstance(train_state, dict) else payload.get("step")
+    step = _training_position(payload).get("step", payload.get("step"))
     if step is None:
         return "unknown"
     started = f", started from {config['init']}" if config.get("init") else ""
-    return f"training run, step {step}{started}"
+    resumable = "" if isinstance(payload.get(TRAIN_STATE), dict) else ", weights only"
+    return f"training run, step {step}{started}{resumable}"
+
+
+def _training_position(payload: dict[str, Any]) -> dict[str, Any]:
+    """Step, epoch and best metric: from the training state, or a weights-only checkpoint's record of them."""
+    for key in (TRAIN_STATE, TRAINED):
+        if isinstance(payload.get(key), dict):
+            return payload[key]
+    return {}
 
 
 def checkpoint_summary(payload: dict[str, Any], path: str | Path) -> dict[str, Any]:
@@ -58,7 +68,12 @@ def checkpoint_summary(payload: dict[str, Any], path: str | Path) -> dict[str, A
     summary["source"] = _source(payload)
     if isinstance(payload.get("metrics"), dict):
         summary["metrics"] = payload["metrics"]
-    train_state = payload.get("train_state")
-    if isinstance(train_state, dict) and train_state.get("best_metric") is not None:
-        summary["best_validation"] = train_state["best_metric"]
+    if _training_position(payload).get("best_metric") is not None:
+        summary["best_validation"] = _training_position(payload)["best_metric"]
+    if isinstance(payload.get("provenance"), dict):
+        summary["provenance"] = {
+            key: payload["provenance"][key]
+            for key in ("command", "depthcli", "torch", "git_commit", "time_utc")
+            if key in payload["provenance"]
+        }
     return summary

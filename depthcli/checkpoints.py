@@ -26,6 +26,7 @@ from torch import nn
 
 from depthcli.atomic import atomic_path
 from depthcli.errors import DepthcliError
+from depthcli.paths import check_input_file, refuse_output_overwriting_inputs
 from depthcli.provenance import provenance
 
 FORMAT = "depthcli"
@@ -56,9 +57,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
 def load_checkpoint(path: str | os.PathLike, expected_kind: str | None = None) -> dict[str, Any]:
     """Load and validate a depthcli checkpoint; any bad file becomes a one-line DepthcliError."""
-    path = Path(path)
-    if not path.is_file():
-        raise DepthcliError(f"checkpoint {path} does not exist (or is not a file); check the path")
+    path = check_input_file(path, "checkpoint", "check the path")
     try:
         with warnings.catch_warnings():  # torch warns about a raw pickle's protocol before refusing it
             warnings.simplefilter("ignore")
@@ -191,11 +190,7 @@ def slim_checkpoint(source: str | os.PathLike, out: str | os.PathLike, *, depth_
     """Write `source` weights-only (`weights_only`) to `out`; returns what was left out (`train_state`,
     `networks.pose`, ...). `depth_only` keeps the depth net alone."""
     source, out = Path(source), Path(out)
-    if out.resolve() == source.resolve():
-        raise DepthcliError(
-            f"--out {out} is the checkpoint itself; write the slim copy elsewhere (the original keeps what "
-            "--resume needs)"
-        )
+    refuse_output_overwriting_inputs([("--out", out)], [("checkpoint", source)])  # it keeps what --resume needs
     payload = load_checkpoint(source)
     if depth_only and payload["kind"] != "depth":
         raise DepthcliError(f"--depth-only: checkpoint {source} holds a {payload['kind']!r} model, not a depth net")

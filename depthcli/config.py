@@ -180,12 +180,22 @@ def absolute_paths(config: ConfigT) -> ConfigT:
     A run stores its config (config.json, checkpoints); relative paths in it would only mean something
     in the directory the run was started from, and `--resume` elsewhere would not find its data.
     """
-    changes = {
-        field.name: str(Path(value).expanduser().resolve())
+    changes = {name: str(Path(value).expanduser().resolve()) for name, value in _set_paths(config).items()}
+    return dataclasses.replace(config, **changes)
+
+
+def _set_paths(config: Any) -> dict[str, str]:
+    """The path fields (`setting(..., path=True)`) that hold a path, by name."""
+    return {
+        field.name: value
         for field in dataclasses.fields(config)
         if field.metadata.get("path") and isinstance(value := getattr(config, field.name), str) and value
     }
-    return dataclasses.replace(config, **changes)
+
+
+def config_paths(config: Any) -> list[tuple[str, str]]:
+    """(flag, path) of every path field that is set (`setting(..., path=True)`): the files a run reads."""
+    return [(f"--{name.replace('_', '-')}", value) for name, value in _set_paths(config).items()]
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

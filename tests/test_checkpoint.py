@@ -60,7 +60,7 @@ class _Evil:
     "case, pattern",
     [
         ("missing", "does not exist"),
-        ("directory", "does not exist"),
+        ("directory", "is a folder, not a regular file"),
         ("truncated", "cannot be read"),
         ("garbage", "cannot be read"),
         ("pickle_code", "cannot be read"),

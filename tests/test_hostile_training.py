@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import pickle
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -189,6 +190,19 @@ def _init(ws: Workspace, checkpoint: Path, flag: str = "--init") -> list:
             "--max-steps", "1", "--no-progress", "--out", ws.tmp / "init_run"]  # fmt: skip
 
 
+def _init_from_own_run(ws: Workspace) -> list:
+    """--overwrite of a run, starting from that run's own last.ckpt: removing it would lose the weights."""
+    run = ws.tmp / "own_run"
+    run.mkdir(exist_ok=True)
+    shutil.copyfile(ws.checkpoint, run / "last.ckpt")
+    return [*_init(ws, run / "last.ckpt")[:-1], run, "--overwrite"]
+
+
+def _folder(ws: Workspace) -> Path:
+    (ws.tmp / "a_folder").mkdir(exist_ok=True)
+    return ws.tmp / "a_folder"
+
+
 Args = Callable[[Workspace], list]
 CHECKPOINT_READERS: dict[str, Callable[[Workspace, Path], list]] = {
     "predict": _predict,
@@ -318,6 +332,10 @@ CASES: dict[str, tuple[Args, str]] = {
     "resume: stored lr negative": (lambda ws: _resume_with_config(ws, "lr", lr=-1.0), "key 'lr'"),
     "resume: stored batch size a float": (lambda ws: _resume_with_config(ws, "bs", batch_size=2.5), "key 'batch_size'"),
     "resume: stored unknown key": (lambda ws: _resume_with_config(ws, "uk", mystery=1), "unknown config key"),
+    "overwrite a run with --init from its own last.ckpt": (_init_from_own_run, "is the same file as --init"),
+    "config is /dev/null": (lambda ws: _train(ws, "--config", "/dev/null"), "config file /dev/null is a device"),
+    "config is a folder": (lambda ws: _train(ws, "--config", _folder(ws)), "is a folder, not a regular file"),
+    "init is /dev/null": (lambda ws: _init(ws, Path("/dev/null")), "/dev/null is a device, not a regular file"),
     "init missing": (lambda ws: _init(ws, ws.tmp / "nowhere.ckpt"), "nowhere.ckpt does not exist"),
     "encoder init missing": (lambda ws: _init(ws, ws.tmp / "none.pth", "--encoder-init"), "none.pth does not exist"),
 }

@@ -18,7 +18,7 @@ import json
 import re
 import shlex
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from depthcli.atomic import atomic_path, atomic_write_text, leftover_temp_files
 from depthcli.config import PROVENANCE_KEY, save_config
 from depthcli.errors import DepthcliError
 from depthcli.locks import exclusive_lock, lock_path_for
+from depthcli.paths import refuse_output_overwriting_inputs
 
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
@@ -157,6 +158,12 @@ class RunDirectory:
                 f"run directory {self.path} is not empty ({listed}); continue that run with "
                 f"`{resume_command(command, self.path)}`, or start over in it with --overwrite"
             )
+
+    def check_inputs_kept(self, inputs: Iterable[tuple[str, str | Path]]) -> None:
+        """None of the run's files here (which the run replaces, or `--overwrite` removes) may be one of its
+        inputs (`--init OUT/last.ckpt --overwrite` would delete the weights it is about to start from)."""
+        present = [("--out", self.path / name) for name in self.contents() if is_run_file(name)]
+        refuse_output_overwriting_inputs(present, inputs)
 
     def remove_previous_run(self) -> list[str]:
         """`--overwrite`: remove the files a previous run wrote here, its TensorBoard events too (caches stay);

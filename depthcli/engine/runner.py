@@ -18,7 +18,14 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from depthcli.checkpoints import load_checkpoint
-from depthcli.config import COMMAND_LINE, absolute_paths, architecture_keys, build_config, config_to_dict
+from depthcli.config import (
+    COMMAND_LINE,
+    absolute_paths,
+    architecture_keys,
+    build_config,
+    config_paths,
+    config_to_dict,
+)
 from depthcli.engine import distributed
 from depthcli.engine.run_dir import RunDirectory, resume_command
 from depthcli.engine.task import TrainingTask
@@ -134,7 +141,8 @@ def run_recipe(
     rank 0 once the data is open (the config then is final).
     """
     run_dir, config = Path(run_dir).resolve(), absolute_paths(config)
-    with distributed.session(config.device) as ctx, _held_run_directory(recipe, run_dir, resume, overwrite, ctx):
+    start = (config, run_dir, resume, overwrite)
+    with distributed.session(config.device) as ctx, _held_run_directory(recipe, *start, ctx):
         data = recipe.open_data(config, run_dir, ctx)
         if ctx.is_main:
             announce_train_selection(dataclasses.asdict(data.config))
@@ -159,11 +167,11 @@ def run_recipe(
 
 @contextlib.contextmanager
 def _held_run_directory(
-    recipe: Recipe, run_dir: Path, resume: bool, overwrite: bool, ctx: distributed.DistContext
+    recipe: Recipe, config: TrainConfig, run_dir: Path, resume: bool, overwrite: bool, ctx: distributed.DistContext
 ) -> Iterator[None]:
-    """Rank 0 checks the run directory for this start, locks it for the run (one run per directory), removes
-    the temp files of a save a kill cut short and, with `overwrite`, the previous run's files; every rank
-    learns whether that worked."""
+    """Rank 0 checks the run directory for this start (none of its run files may be an input of `config`),
+    locks it for the run (one run per directory), removes the temp files of a save a kill cut short and,
+    with `overwrite`, the previous run's files; every rank learns whether that worked."""
     files, problem = RunDirectory(run_dir), None
     with contextlib.ExitStack() as held:
         if ctx.is_main:
@@ -171,6 +179,7 @@ def _held_run_directory(
                 if not resume:
                     files.check_new_run(overwrite, recipe.settings.command)
                 held.enter_context(files.lock(f"depthcli {recipe.settings.command}"))
+                files.check_inputs_kept(config_paths(config))
                 files.remove_leftover_temp_files()
                 if overwrite and not resume:
                     files.remove_previous_run()

@@ -26,6 +26,7 @@ from depthcli.checkpoints import FORMAT, load_checkpoint
 from depthcli.errors import DepthcliError
 from depthcli.nets.loading import depth_config, encoder_name_of, load_encoder_init
 from depthcli.nets.pose import predates_two_poses, widen_to_two_poses
+from depthcli.paths import check_input_file
 from depthcli.recipe_configs import DepthModelConfig
 from depthcli.weights.imagenet import load_into_encoder, paper_start_note, plain_state_dict, recognise
 from depthcli.weights.state_files import load_reference_file
@@ -83,9 +84,7 @@ def _init_from_checkpoint(task: nn.Module, path: str) -> str:
 
 
 def _read(path: str, flag: str) -> dict[str, Any]:
-    if not Path(path).is_file():
-        raise DepthcliError(f"{flag} {path} does not exist (or is not a file); check the path")
-    return load_reference_file(Path(path))
+    return load_reference_file(check_input_file(path, flag, "check the path"))
 
 
 def _imagenet(part: str, encoder: nn.Module, state: dict[str, Any], path: str) -> str:

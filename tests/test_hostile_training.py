@@ -198,11 +198,6 @@ def _init_from_own_run(ws: Workspace) -> list:
     return [*_init(ws, run / "last.ckpt")[:-1], run, "--overwrite"]
 
 
-def _folder(ws: Workspace) -> Path:
-    (ws.tmp / "a_folder").mkdir(exist_ok=True)
-    return ws.tmp / "a_folder"
-
-
 Args = Callable[[Workspace], list]
 CHECKPOINT_READERS: dict[str, Callable[[Workspace, Path], list]] = {
     "predict": _predict,
@@ -334,7 +329,7 @@ CASES: dict[str, tuple[Args, str]] = {
     "resume: stored unknown key": (lambda ws: _resume_with_config(ws, "uk", mystery=1), "unknown config key"),
     "overwrite a run with --init from its own last.ckpt": (_init_from_own_run, "is the same file as --init"),
     "config is /dev/null": (lambda ws: _train(ws, "--config", "/dev/null"), "config file /dev/null is a device"),
-    "config is a folder": (lambda ws: _train(ws, "--config", _folder(ws)), "is a folder, not a regular file"),
+    "config is a folder": (lambda ws: _train(ws, "--config", ws.images), "is a folder, not a regular file"),
     "init is /dev/null": (lambda ws: _init(ws, Path("/dev/null")), "/dev/null is a device, not a regular file"),
     "init missing": (lambda ws: _init(ws, ws.tmp / "nowhere.ckpt"), "nowhere.ckpt does not exist"),
     "encoder init missing": (lambda ws: _init(ws, ws.tmp / "none.pth", "--encoder-init"), "none.pth does not exist"),

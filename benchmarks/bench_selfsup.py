@@ -128,8 +128,8 @@ def quality(
             overrides["net"] = f"{SELFSUP.preset_values(preset)['net']}-small"
         config = SELFSUP.build_config(preset, overrides=overrides)
         start = time.monotonic()
-        run = out / f"run_{config.net}_lr{lr:g}_amp{amp}"
-        result = run_recipe(SELFSUP_RECIPE, config, run, progress=True).train
+        run_dir = out / f"run_{config.net}_lr{lr:g}_amp{amp}"
+        result = run_recipe(SELFSUP_RECIPE, config, run_dir, overwrite=True, progress=True).train
         model = load_depth_model(result.last_checkpoint)
         trained = evaluate_model(model.net, eval_set, [size], model.min_depth, model.max_depth)[0].summary()
         untrained_net = SelfSupTask.from_config(config).networks["depth"]  # the trained net's own initial weights

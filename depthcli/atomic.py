@@ -1,11 +1,18 @@
-"""Write-then-rename, so that an interrupted job never leaves a half-written file that looks valid."""
+"""Write-then-rename, so that an interrupted job never leaves a half-written file that looks valid.
+
+The temporary file of `NAME` is `.NAME.PID-XXXXXXXX.tmp` beside it: a writer killed mid-write (kill -9,
+out of memory) leaves it behind, and its pid tells such leftovers (`leftover_temp_files`) from a write
+still under way.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from depthcli.errors import DepthcliError
@@ -53,7 +60,7 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
     directory = final_path.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{final_path.name}.", suffix=".tmp", dir=directory)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final_path.name}.{os.getpid()}-", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise DepthcliError(f"cannot write into {directory}: {exc.strerror}; choose a writable location") from exc
     os.close(fd)
@@ -82,3 +89,41 @@ def atomic_write_bytes(final_path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(final_path: str | os.PathLike, text: str) -> None:
     """Write `text` (UTF-8) to `final_path` atomically."""
     atomic_write_bytes(final_path, text.encode("utf-8"))
+
+
+_TEMP_NAME = re.compile(r"^\.(?P<final>.+)\.(?:(?P<pid>\d+)-)?[a-z0-9_]{8}\.tmp$")
+UNNAMED_WRITER_IDLE_S = 600  # a temp file without a pid (older depthcli) untouched this long has no writer
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
+def leftover_temp_files(directory: str | os.PathLike, is_final: Callable[[str], bool]) -> list[Path]:
+    """Temporary files `atomic_path` left in `directory` for the final names `is_final` accepts, whose
+    writer is gone.
+
+    A writer named in the file (its pid) must no longer run on this machine; a file without a pid
+    (written by an older depthcli) must be untouched for `UNNAMED_WRITER_IDLE_S`. The caller makes sure
+    that no process elsewhere writes there (e.g. by holding the directory's lock).
+    """
+    found = []
+    for path in sorted(Path(directory).glob(".*.tmp")):
+        match = _TEMP_NAME.match(path.name)
+        if match is None or not is_final(match["final"]) or not path.is_file():
+            continue
+        if match["pid"] is not None:
+            gone = not _running(int(match["pid"]))
+        else:
+            gone = time.time() - path.stat().st_mtime > UNNAMED_WRITER_IDLE_S
+        if gone:
+            found.append(path)
+    return found

@@ -1,10 +1,13 @@
 """Checkpoints: one atomically written `torch.save` dict, loaded with `weights_only=True`.
 
 Layout (docs/formats.md): `{"format": "depthcli", "version": 1, "kind": ..., "config": {...},
-"provenance": {...}, "model": state_dict, ...}`. Everything inside is tensors and plain Python values so
-that loading never unpickles code; every way a file can be wrong becomes one DepthcliError line naming
-the file. A training checkpoint also holds `train_state` (what `--resume` needs); a weights-only one
-(`weights_only`) holds instead `trained`, where in the run it was taken.
+"provenance": {...}, "model": state_dict, ..., "digest": "sha256:..."}`. Everything inside is tensors and
+plain Python values so that loading never unpickles code; every way a file can be wrong becomes one
+DepthcliError line naming the file. A training checkpoint also holds `train_state` (what `--resume` needs);
+a weights-only one (`weights_only`) holds instead `trained`, where in the run it was taken. The digest
+covers everything else the file holds (`payload_digest`), so a flipped byte is refused on load instead of
+changing numbers; checkpoints written before digests load as before. Weights that hold NaN or inf (a
+diverged run) are refused on load too.
 
 This is the file format only, on the package's ground floor so that every layer may read and write
 checkpoints; rebuilding a network from one is `depthcli.nets.loading`.
@@ -12,6 +15,7 @@ checkpoints; rebuilding a network from one is `depthcli.nets.loading`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -22,10 +26,13 @@ from torch import nn
 
 from depthcli.atomic import atomic_path
 from depthcli.errors import DepthcliError
+from depthcli.paths import check_input_file, refuse_output_overwriting_inputs
 from depthcli.provenance import provenance
 
 FORMAT = "depthcli"
 VERSION = 1
+DIGEST_KEY = "digest"
+DIGEST_PREFIX = "sha256:"
 TRAIN_STATE = "train_state"  # optimizer, scheduler, scaler, RNG states and loop position: what --resume needs
 TRAINED = "trained"  # weights-only checkpoints: the step, epoch and best metric they were taken at
 
@@ -39,9 +46,10 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     if "kind" not in payload or not isinstance(payload.get("config"), dict):
         raise ValueError("checkpoint payload needs a 'kind' and a plain-dict 'config'")
     path = Path(path)
-    full = {"format": FORMAT, "version": VERSION, **payload}
+    full = _on_cpu({"format": FORMAT, "version": VERSION, **payload})
     if "provenance" not in full:
         full["provenance"] = provenance()
+    full[DIGEST_KEY] = DIGEST_PREFIX + payload_digest(full)
     with atomic_path(path) as tmp:
         torch.save(full, tmp)
     return path
@@ -49,9 +57,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
 def load_checkpoint(path: str | os.PathLike, expected_kind: str | None = None) -> dict[str, Any]:
     """Load and validate a depthcli checkpoint; any bad file becomes a one-line DepthcliError."""
-    path = Path(path)
-    if not path.is_file():
-        raise DepthcliError(f"checkpoint {path} does not exist (or is not a file); check the path")
+    path = check_input_file(path, "checkpoint", "check the path")
     try:
         with warnings.catch_warnings():  # torch warns about a raw pickle's protocol before refusing it
             warnings.simplefilter("ignore")
@@ -71,6 +77,7 @@ def load_checkpoint(path: str | os.PathLike, expected_kind: str | None = None) -
             f"checkpoint {path} has format version {payload.get('version')!r}, this depthcli reads version "
             f"{VERSION}; use a matching depthcli release"
         )
+    check_digest(payload, path)
     if expected_kind is not None and payload.get("kind") != expected_kind:
         raise DepthcliError(
             f"checkpoint {path} holds a {payload.get('kind')!r} model, expected {expected_kind!r}; "
@@ -78,14 +85,88 @@ def load_checkpoint(path: str | os.PathLike, expected_kind: str | None = None) -
         )
     if not isinstance(payload.get("config"), dict):
         raise DepthcliError(f"checkpoint {path} has no config; it was not written by depthcli")
+    check_finite_weights(payload, path)
     return payload
+
+
+def payload_digest(payload: dict[str, Any]) -> str:
+    """sha256 (hex) over everything `payload` holds except its digest, in stored order: for each tensor
+    its place, dtype, shape and bytes; for every other value its place, type and repr."""
+    digest = hashlib.sha256()
+    _feed(digest, "", {key: value for key, value in payload.items() if key != DIGEST_KEY})
+    return digest.hexdigest()
+
+
+def check_digest(payload: dict[str, Any], path: str | os.PathLike) -> None:
+    """One DepthcliError line when the stored digest does not match the contents (none stored: older file)."""
+    stored = payload.get(DIGEST_KEY)
+    if stored is None:
+        return
+    if stored != DIGEST_PREFIX + payload_digest(payload):
+        raise DepthcliError(
+            f"checkpoint {path} is damaged: its contents do not match the sha256 digest depthcli stored in it "
+            "(bytes changed after it was written); use another copy or an earlier checkpoint"
+        )
+
+
+def check_finite_weights(payload: dict[str, Any], path: str | os.PathLike) -> None:
+    """One DepthcliError line when a network weight holds NaN or inf: every prediction would be NaN."""
+    bad = [name for name, tensor in _weights(payload) if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if bad:
+        raise DepthcliError(
+            f"checkpoint {path}: {len(bad)} weight tensor(s) hold NaN or inf (first: {bad[0]}), so every "
+            "prediction would be NaN; the run that wrote it diverged: use an earlier checkpoint"
+        )
+
+
+def _weights(payload: dict[str, Any]) -> list[tuple[str, torch.Tensor]]:
+    """(name, tensor) of every network weight: `model`'s, then each of `networks`'."""
+    parts = [("", payload.get("model"))]
+    networks = payload.get("networks")
+    if isinstance(networks, dict):
+        parts += [(f"{name}.", state) for name, state in networks.items()]
+    return [
+        (prefix + str(key), value)
+        for prefix, state in parts
+        if isinstance(state, dict)
+        for key, value in state.items()
+        if isinstance(value, torch.Tensor)
+    ]
+
+
+def _feed(digest: Any, place: str, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().contiguous()
+        digest.update(f"{place}|tensor|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        digest.update(f"{place}|dict|{len(value)}\n".encode())
+        for key, item in value.items():
+            _feed(digest, f"{place}/{key!r}", item)
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{place}|{type(value).__name__}|{len(value)}\n".encode())
+        for index, item in enumerate(value):
+            _feed(digest, f"{place}[{index}]", item)
+    else:
+        digest.update(f"{place}|{type(value).__name__}|{value!r}\n".encode())
+
+
+def _on_cpu(value: Any) -> Any:
+    """`value` with every tensor moved to the CPU (what torch.save writes), so the digest reads the same bytes."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: _on_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on_cpu(item) for item in value)
+    return value
 
 
 def load_state(module: nn.Module, state: dict, path: str | os.PathLike, what: str) -> None:
     """`module.load_state_dict(state)`; a mismatch is one DepthcliError line naming the file and `what`."""
     try:
         module.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, AttributeError) as exc:  # a shape or key mismatch; not a state dict at all
         first = str(exc).strip().splitlines()[0]
         raise DepthcliError(f"checkpoint {path} does not fit the {what}: {first[:200]}") from exc
 
@@ -96,7 +177,7 @@ def weights_only(payload: dict[str, Any], *, keep_networks: bool = True) -> dict
     `keep_networks=False` also drops the task's other networks (the pose net), leaving the model alone.
     The step, epoch and best metric the state held stay, under TRAINED.
     """
-    slim = {key: value for key, value in payload.items() if key not in (TRAIN_STATE, "format", "version")}
+    slim = {key: value for key, value in payload.items() if key not in (TRAIN_STATE, DIGEST_KEY, "format", "version")}
     state = payload.get(TRAIN_STATE)
     if isinstance(state, dict):
         slim[TRAINED] = {key: state[key] for key in ("step", "epoch", "best_metric") if key in state}
@@ -109,11 +190,7 @@ def slim_checkpoint(source: str | os.PathLike, out: str | os.PathLike, *, depth_
     """Write `source` weights-only (`weights_only`) to `out`; returns what was left out (`train_state`,
     `networks.pose`, ...). `depth_only` keeps the depth net alone."""
     source, out = Path(source), Path(out)
-    if out.resolve() == source.resolve():
-        raise DepthcliError(
-            f"--out {out} is the checkpoint itself; write the slim copy elsewhere (the original keeps what "
-            "--resume needs)"
-        )
+    refuse_output_overwriting_inputs([("--out", out)], [("checkpoint", source)])  # it keeps what --resume needs
     payload = load_checkpoint(source)
     if depth_only and payload["kind"] != "depth":
         raise DepthcliError(f"--depth-only: checkpoint {source} holds a {payload['kind']!r} model, not a depth net")

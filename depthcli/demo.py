@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from depthcli.errors import DepthcliError
 from depthcli.sizes import RESOLUTION_LADDER, format_size
 
 Log = Callable[[str], None]
+MAX_BUDGET_MINUTES = 7 * 24 * 60  # the step count is planned from the budget, so it must be a real duration
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,11 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), log: 
     summary_path = out_dir / "summary.json"
     if summary_path.exists():
         raise DepthcliError(f"{out_dir} already holds a finished demo ({summary_path}); choose another --out")
-    if settings.budget_minutes <= 0:
-        raise DepthcliError(f"--budget-minutes {settings.budget_minutes}: give a positive number of minutes")
+    if not (math.isfinite(settings.budget_minutes) and 0 < settings.budget_minutes <= MAX_BUDGET_MINUTES):
+        raise DepthcliError(
+            f"--budget-minutes {settings.budget_minutes}: give a number of minutes above 0 and at most "
+            f"{MAX_BUDGET_MINUTES} (a week)"
+        )
     world = _synthesise_world(out_dir / "world", settings, log)
     train_cache, eval_cache = _build_caches(world, out_dir, settings, log)
     checkpoint = _train(train_cache, out_dir / "run", settings, log)
@@ -197,7 +202,10 @@ def _train(train_cache: Path, run_dir: Path, settings: DemoSettings, log: Log) -
             warmup_steps=plan.warmup_steps,
             max_minutes=minutes_left + 0.1 * settings.budget_minutes,  # the safety stop
         )
-        result = run_recipe(SELFSUP_RECIPE, config, run_dir, resume=resume, progress=True, on_step=plan.on_step)
+        # a run killed before its first save left only its config: the demo starts it again
+        result = run_recipe(
+            SELFSUP_RECIPE, config, run_dir, resume=resume, overwrite=not resume, progress=True, on_step=plan.on_step
+        )
         if result.train.stop_reason != STOPPED_BY_CALLBACK:
             return result.train.last_checkpoint
         measured = f"{plan.seconds_per_step:.2f} s/step at step {result.train.steps}"

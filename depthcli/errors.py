@@ -14,6 +14,8 @@ class DepthcliError(Exception):
     exceptions so that they keep their tracebacks.
     """
 
+    exit_status = 2  # what the command line exits with (a run stopped by a signal: 128 + its number)
+
 
 @contextlib.contextmanager
 def out_of_memory_as_error(what: str, advice: str) -> Iterator[None]:

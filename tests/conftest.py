@@ -81,3 +81,11 @@ def official_releases(tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("official_releases")
     return {project: write_release(root / project, load_fixture(project)[0]) for project in PROJECTS}
+
+
+@pytest.fixture(scope="session")
+def hostile_ws(tmp_path_factory, kitti_mini, synthetic_nyu):
+    """The good inputs the hostile-input cases start from (tests/hostile_workspace.py), built once."""
+    from hostile_workspace import make_workspace
+
+    return make_workspace(tmp_path_factory.mktemp("hostile"), kitti_mini, synthetic_nyu)

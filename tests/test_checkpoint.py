@@ -60,7 +60,7 @@ class _Evil:
     "case, pattern",
     [
         ("missing", "does not exist"),
-        ("directory", "does not exist"),
+        ("directory", "is a folder, not a regular file"),
         ("truncated", "cannot be read"),
         ("garbage", "cannot be read"),
         ("pickle_code", "cannot be read"),
@@ -146,3 +146,92 @@ def test_encoder_init_loads_matching_weights_and_rejects_others(tmp_path):
     other = save_checkpoint(tmp_path / "b.ckpt", {"kind": "boundary-net", "config": {}, "model": {}})
     with pytest.raises(DepthcliError, match="needs an encoder or depth checkpoint"):
         load_encoder_init(model, other)
+
+
+# ------------------------------------------------------------------------------------ integrity
+def _written_without_digest(path, payload: dict) -> None:
+    """What an older depthcli (or a hand edit re-saved with torch.save) leaves: the payload, no digest."""
+    torch.save({"format": "depthcli", "version": 1, **payload}, path)
+
+
+def test_the_digest_is_sha256_over_places_dtypes_shapes_bytes_and_values(tmp_path):
+    import hashlib
+
+    payload = {"kind": "depth", "config": {"net": "x"}, "model": {"w": torch.tensor([1.0, 2.0])}, "provenance": {}}
+    stored = load_checkpoint(save_checkpoint(tmp_path / "a.ckpt", payload))["digest"]
+    expected = hashlib.sha256()  # the stored order, written out by hand
+    for line in (
+        "|dict|6\n",
+        "/'format'|str|'depthcli'\n",
+        "/'version'|int|1\n",
+        "/'kind'|str|'depth'\n",
+        "/'config'|dict|1\n",
+        "/'config'/'net'|str|'x'\n",
+        "/'model'|dict|1\n",
+        "/'model'/'w'|tensor|torch.float32|(2,)\n",
+        "/'provenance'|dict|0\n",
+    ):
+        expected.update(line.encode())
+        if "tensor" in line:
+            expected.update(b"\x00\x00\x80\x3f\x00\x00\x00\x40")  # 1.0 and 2.0, float32 little-endian
+    assert stored == "sha256:" + expected.hexdigest()
+
+
+def test_flipped_bytes_are_refused_naming_the_file(tmp_path):
+    torch.manual_seed(0)
+    net = build_depth_net("radepth-small")
+    config = {"net": "radepth-small", "size": [64, 64], "min_depth": 0.1, "max_depth": 100.0}
+    path = save_checkpoint(tmp_path / "d.ckpt", {"kind": "depth", "config": config, "model": net.state_dict()})
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2  # inside the weights: the zip structure stays readable, the numbers change
+    data[middle : middle + 4096] = bytes(value ^ 0xFF for value in data[middle : middle + 4096])
+    damaged = tmp_path / "damaged.ckpt"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(DepthcliError, match="is damaged: its contents do not match the sha256 digest") as info:
+        load_depth_model(damaged)
+    assert str(damaged) in str(info.value) and "\n" not in str(info.value)
+    assert load_depth_model(path).net_name == "radepth-small"  # the intact file still loads
+
+
+def test_checkpoints_without_a_digest_still_load(tmp_path):
+    path = tmp_path / "old.ckpt"
+    _written_without_digest(path, _payload(3.0))
+    loaded = load_checkpoint(path, expected_kind="depth")
+    assert "digest" not in loaded and torch.equal(loaded["model"]["weight"], torch.full((3, 2), 3.0))
+
+
+def test_nonfinite_weights_are_refused_on_load(tmp_path):
+    payload = _payload()
+    payload["networks"] = {"pose": {"decoder.bias": torch.tensor([0.0, float("inf")])}}
+    path = save_checkpoint(tmp_path / "diverged.ckpt", payload)
+    with pytest.raises(DepthcliError, match=r"1 weight tensor\(s\) hold NaN or inf \(first: pose.decoder.bias\)"):
+        load_checkpoint(path)
+
+
+def test_a_raw_pickle_is_one_line_without_a_torch_warning(tmp_path, recwarn):
+    path = tmp_path / "raw.ckpt"
+    path.write_bytes(pickle.dumps({"format": "depthcli", "model": {}}))
+    with pytest.raises(DepthcliError, match="cannot be read"):
+        load_checkpoint(path)
+    assert not recwarn.list
+
+
+@pytest.mark.parametrize(
+    "key, value, pattern",
+    [
+        ("size", "abc", r"key 'size' must be a list, got 'abc'"),
+        ("size", [100, 64], r"key 'size': depth nets need width and height that are multiples of 32"),
+        ("min_depth", "abc", r"key 'min_depth' must be a number, got 'abc'"),
+        ("min_depth", float("nan"), r"key 'min_depth' must be a finite number > 0, got nan"),
+        ("max_depth", 0.05, r"key 'min_depth' \(0.1\) must be below max_depth \(0.05"),
+        ("net", ["monodepth2"], r"key 'net' must be a string"),
+        ("val_data", 5, r"key 'val_data' must be a string, got 5"),
+    ],
+)
+def test_a_hand_edited_config_is_one_line_naming_file_and_key(tmp_path, key, value, pattern):
+    config = {"net": "monodepth2", "size": [64, 64], "min_depth": 0.1, "max_depth": 100.0, key: value}
+    path = tmp_path / "edited.ckpt"
+    _written_without_digest(path, {"kind": "depth", "config": config, "model": {}})
+    with pytest.raises(DepthcliError, match=pattern) as info:
+        load_depth_model(path)
+    assert str(info.value).startswith(f"checkpoint {path}: key '") and "\n" not in str(info.value)

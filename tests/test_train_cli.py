@@ -8,9 +8,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from depthcli.checkpoints import load_checkpoint
+from depthcli.checkpoints import load_checkpoint, save_checkpoint
 from depthcli.cli.app import app
 from depthcli.errors import DepthcliError
+from depthcli.nets import build_depth_net
 from depthcli.nets.loading import load_depth_model
 
 
@@ -18,16 +19,23 @@ def test_train_from_raw_root_then_resume_with_config_precedence(tmp_path, synthe
     run = tmp_path / "run"
     config_file = tmp_path / "mine.toml"
     config_file.write_text("lr = 0.002\nbatch_size = 4\nsmoothness_weight = 0.01\n")
+    init = tmp_path / "init.ckpt"
+    torch.manual_seed(0)
+    init_config = {"net": "radepth", "size": [64, 64], "min_depth": 0.1, "max_depth": 100.0}
+    save_checkpoint(init, {"kind": "depth", "config": init_config, "model": build_depth_net("radepth").state_dict()})
     common = ["--num-workers", "0", "--no-progress", "--out", str(run)]
     first = CliRunner().invoke(
         app,
         ["train", "--preset", "radepth", "--config", str(config_file), "--data", str(synthetic_kitti),
-         "--split", str(synthetic_kitti / "train_files.txt"), "--size", "64x64", "--max-steps", "2",
-         "--batch-size", "2", "--no-augment", "--log-every", "1", *common],
+         "--init", str(init), "--size", "64x64", "--max-steps", "2", "--batch-size", "2", "--no-augment",
+         "--log-every", "1", *common],
     )  # fmt: skip
     assert first.exit_code == 0, first.output + repr(first.exception)
     assert str(run) in first.output
+    # no --split: the raw root's own training list, said so (its test drives stay out)
+    assert f"split: {synthetic_kitti / 'train_files.txt'} (the raw root's own" in first.output
     saved = json.loads((run / "config.json").read_text())
+    assert saved["split"] == str(synthetic_kitti / "train_files.txt")
     # preset (radepth) < file (lr, batch 4, smoothness) < flags (batch 2, size, steps)
     assert (saved["net"], saved["lr"], saved["batch_size"], saved["smoothness_weight"]) == ("radepth", 0.002, 2, 0.01)
     assert saved["size"] == [64, 64] and saved["max_steps"] == 2
@@ -35,6 +43,7 @@ def test_train_from_raw_root_then_resume_with_config_precedence(tmp_path, synthe
     assert (run / "train_cache.h5").is_file() and (run / "loss.png").is_file()
     assert load_checkpoint(run / "last.ckpt")["train_state"]["step"] == 2
 
+    init.unlink()  # the file the run started from is gone: the checkpoint holds what resuming needs
     second = CliRunner().invoke(app, ["train", "--resume", "--max-steps", "3", *common])
     assert second.exit_code == 0, second.output + repr(second.exception)
     state = load_checkpoint(run / "last.ckpt")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ from typer.testing import CliRunner
 
 from depthcli.checkpoints import load_checkpoint
 from depthcli.cli.app import app
+from depthcli.engine.interrupts import TrainingInterrupted
 from depthcli.engine.task import TrainingTask
 from depthcli.engine.trainer import STOPPED_BY_CALLBACK, TrainingDiverged, train
 from depthcli.errors import DepthcliError
@@ -157,6 +160,75 @@ def test_time_budget_stops_after_the_current_step_and_saves(tmp_path):
     result = train(LineFit(), NoisyPoints(), _config(max_minutes=1e-9), tmp_path, progress=False)
     assert (result.steps, result.stop_reason) == (1, "time budget spent")
     assert load_checkpoint(tmp_path / "last.ckpt")["train_state"]["step"] == 1
+
+
+# ------------------------------------------------------------------------------- stops and failures
+class FailingValidation(LineFit):
+    """LineFit whose validation raises `error` (a damaged validation cache raises OSError from h5py)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def validate(self, loader, device) -> dict[str, float]:
+        raise self.error
+
+
+def test_a_failing_validation_saves_the_run_first_then_reports_one_line(tmp_path):
+    torch.manual_seed(0)
+    damaged = OSError("Can't synchronously read data (filter returned failure during read)")
+    with pytest.raises(DepthcliError) as info:
+        train(FailingValidation(damaged), NoisyPoints(), _config(), tmp_path, val_set=NoisyPoints(), progress=False)
+    message = str(info.value)
+    assert message.startswith("validation at step 3 failed (Can't synchronously read data") and "\n" not in message
+    assert f"the run is saved in {tmp_path / 'last.ckpt'}" in message and "--resume" in message
+    assert load_checkpoint(tmp_path / "last.ckpt")["train_state"]["step"] == 3  # the first epoch is not lost
+
+
+def test_a_validation_bug_keeps_its_traceback_and_costs_no_steps(tmp_path):
+    torch.manual_seed(0)
+    with pytest.raises(ZeroDivisionError):
+        train(FailingValidation(ZeroDivisionError()), NoisyPoints(), _config(), tmp_path, val_set=NoisyPoints(),
+              progress=False)  # fmt: skip
+    assert load_checkpoint(tmp_path / "last.ckpt")["train_state"]["step"] == 3
+
+
+def _press_ctrl_c_at(step_to_stop: int, times: int = 1):
+    def on_step(step, losses):
+        if step == step_to_stop:
+            for _ in range(times):
+                os.kill(os.getpid(), signal.SIGINT)
+
+    return on_step
+
+
+def test_ctrl_c_saves_names_the_resume_command_and_the_run_resumes_exactly(tmp_path):
+    torch.manual_seed(0)
+    straight = LineFit()
+    train(straight, NoisyPoints(), _config(), tmp_path / "a", progress=False)
+    torch.manual_seed(0)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(LineFit(), NoisyPoints(), _config(), tmp_path / "b", progress=False, on_step=_press_ctrl_c_at(4),
+              resume_command="depthcli train --resume --out b")  # fmt: skip
+    assert info.value.exit_status == 130  # 128 + SIGINT, as a shell reports Ctrl-C
+    assert str(info.value) == (
+        f"stopped by Ctrl-C (SIGINT) at step 4 of 9: the run is saved in {tmp_path / 'b' / 'last.ckpt'}; "
+        "continue it with `depthcli train --resume --out b`"
+    )
+    assert load_checkpoint(tmp_path / "b" / "last.ckpt")["train_state"]["step"] == 4  # save_every is 0
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are put back
+    torch.manual_seed(1)
+    resumed = LineFit()
+    train(resumed, NoisyPoints(), _config(), tmp_path / "b", resume=True, progress=False)
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_a_second_ctrl_c_stops_at_once(tmp_path):
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        train(LineFit(), NoisyPoints(), _config(), tmp_path, progress=False, on_step=_press_ctrl_c_at(2, times=2))
+    assert not (tmp_path / "last.ckpt").exists()
 
 
 def test_on_step_can_stop_the_run_which_then_resumes_where_it_stopped(tmp_path):

@@ -4,6 +4,7 @@ from another working directory, and `depthcli weights slim`."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -93,8 +94,11 @@ def test_slim_checkpoint_predicts_identically_and_is_smaller(tiny_run, tmp_path)
 
 def test_slim_refuses_to_overwrite_its_source_and_depth_only_on_other_kinds(tiny_run, tmp_path):
     last = str(tiny_run / "last.ckpt")
-    result = CliRunner().invoke(app, ["weights", "slim", last, "--out", last])
-    assert isinstance(result.exception, DepthcliError) and "is the checkpoint itself" in str(result.exception)
+    os.link(last, tmp_path / "same.ckpt")  # the same file under another name
+    for out in (last, str(tmp_path / "same.ckpt")):
+        result = CliRunner().invoke(app, ["weights", "slim", last, "--out", out])
+        assert isinstance(result.exception, DepthcliError)
+        assert f"--out {out} is the same file as checkpoint {last}" in str(result.exception)
     encoder = save_checkpoint(tmp_path / "encoder.ckpt", {"kind": "encoder", "config": {}, "model": {}})
     args = ["weights", "slim", str(encoder), "--out", str(tmp_path / "x.ckpt"), "--depth-only"]
     result = CliRunner().invoke(app, args)

@@ -15,7 +15,7 @@ import torch
 from official_release import linked_copy, load_fixture
 from typer.testing import CliRunner
 
-from depthcli.checkpoints import save_checkpoint
+from depthcli.checkpoints import payload_digest, save_checkpoint
 from depthcli.cli.app import app, main
 from depthcli.errors import DepthcliError
 from depthcli.weights.release_import import import_reference_weights
@@ -109,6 +109,7 @@ def test_depth_net_alone_imports_without_pose_files(releases, tmp_path):
     assert "no pose net" in result.output
     payload = torch.load(tmp_path / "out.ckpt", weights_only=True)
     assert "networks" not in payload and "pose_net" not in payload["config"]
+    assert payload["digest"] == "sha256:" + payload_digest(payload)  # imports are checked on load like any checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -176,3 +176,28 @@ def test_train_init_from_cli_is_a_new_run_with_a_fresh_optimizer(imported_radept
     weights = [key for key in start if not key.endswith(("running_mean", "running_var", "num_batches_tracked"))]
     steps = torch.stack([(state["model"][key] - start[key]).abs().max() for key in weights])
     assert 0 < steps.max() <= 1.01e-4
+
+
+def test_init_from_a_run_whose_pose_head_predates_two_poses_keeps_its_first_pose(tmp_path):
+    """Runs saved before the pose decoder kept monodepth2's second pose hold a 6-channel head: --init widens it,
+    and the pose net predicts what the old one-pose net predicted."""
+    torch.manual_seed(0)
+    old = SelfSupTask(_selfsup("radepth-small"))
+    pose_state = old.networks["pose"].state_dict()
+    one_pose = {key: value[:6] if key.startswith("decoder.pose2.") else value for key, value in pose_state.items()}
+    config = {"net": "radepth-small", "pose_net": "resnet18", "size": [64, 64], "min_depth": 0.1, "max_depth": 100.0}
+    payload = {"kind": "depth", "config": config, "model": old.networks["depth"].state_dict(),
+               "networks": {"pose": one_pose}}  # fmt: skip
+    path = save_checkpoint(tmp_path / "old_run.ckpt", payload)
+    torch.manual_seed(1)
+    lines = describe(SelfSupTask, _selfsup("radepth-small", init=str(path)))
+    assert "one-pose head is widened to the two-pose decoder, the first pose unchanged" in lines[0]
+    torch.manual_seed(1)
+    task = SelfSupTask.from_config(_selfsup("radepth-small", init=str(path)))
+    frames = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    old.eval(), task.eval()
+    with torch.no_grad():
+        expected, got = old.networks["pose"](*frames), task.networks["pose"](*frames)
+    for a, b in zip(expected, got, strict=True):
+        assert torch.equal(a, b)  # the old head's six channels are the first pose, computed as before
+    assert torch.equal(task.networks["pose"].decoder.pose2.weight[6:], torch.zeros(6, 256, 1, 1))

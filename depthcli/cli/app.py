@@ -77,9 +77,10 @@ _register_commands()
 
 
 def main() -> None:
-    """Console-script entry point: run the app; a DepthcliError becomes one red line and exit status 2."""
+    """Console-script entry point: run the app; a DepthcliError becomes one red line and its exit status
+    (2; a training run stopped by a signal exits 128 + its number, as a shell reports it)."""
     try:
         app()
     except DepthcliError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        sys.exit(exc.exit_status)

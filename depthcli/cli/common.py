@@ -56,6 +56,17 @@ def tensorboard_notes(config: Any, out: Path) -> list[str]:
     return [hint] if hint else []
 
 
+def check_report_outputs(outputs: Sequence[tuple[str, Path | None]], inputs: Sequence[tuple[str, Any]]) -> None:
+    """Before any work: each report file (`--json`, `--per-image`; `-` is stdout) must be writable as a file
+    and none may be one of the command's inputs (`depthcli.paths`), which writing it would destroy."""
+    from depthcli.paths import check_output_file, refuse_output_overwriting_inputs
+
+    files = [(label, path) for label, path in outputs if path is not None and str(path) != "-"]
+    for label, path in files:
+        check_output_file(path, label)
+    refuse_output_overwriting_inputs(files, inputs)
+
+
 def output_console(json_path: Path | None) -> Console:
     """Where human-readable output goes: stderr when `--json -` puts the JSON on stdout."""
     return Console(stderr=True) if json_path is not None and str(json_path) == "-" else console

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from typer.core import TyperCommand
 
 from depthcli.config import field_types
 from depthcli.errors import DepthcliError
@@ -29,6 +30,12 @@ from depthcli.sizes import format_size
 
 CONFIG_PANEL = "Config keys (also settable in a --config file and with --set key=value)"
 SET_HELP = "Any config key as KEY=VALUE, the value read as JSON or TOML: lr=2e-4, scales=[0], net=radepth-small."
+RESUME_HELP = (
+    "Continue exactly where OUT/last.ckpt left off. `--resume auto`: continue it when it exists, else start a "
+    "new run (one command line for a job that may be requeued)."
+)
+OVERWRITE_HELP = "Start a new run in an OUT that holds one, removing that run's checkpoints, config and logs."
+_RESUME_GIVEN = "yes"  # what a bare --resume arrives as (`TrainingCommand`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +201,35 @@ def parse_value(text: str) -> Any:
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+class TrainingCommand(TyperCommand):
+    """A training command whose `--resume` takes an optional value: bare `--resume`, or `--resume auto`.
+
+    Typer options take a value or none; a bare `--resume` (not followed by `auto`) is handed on as
+    `--resume=yes` before parsing.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        rewritten = [
+            f"--resume={_RESUME_GIVEN}" if arg == "--resume" and args[index + 1 : index + 2] != ["auto"] else arg
+            for index, arg in enumerate(args)
+        ]
+        return super().parse_args(ctx, rewritten)
+
+
+def run_start(out: Path | None, resume: str | None, overwrite: bool, command: str, print_config: bool):
+    """(resume, overwrite) of `--resume [auto]` and `--overwrite`, checked against OUT before any work
+    (`depthcli.engine.run_dir.resolve_start`); `--print-config` writes nothing, so nothing is checked."""
+    if resume not in (None, _RESUME_GIVEN, "auto"):
+        raise DepthcliError(f"--resume={resume}: --resume takes no value, or `auto`")
+    from depthcli.engine.run_dir import RunDirectory, resolve_start
+
+    wanted = {None: False, _RESUME_GIVEN: True, "auto": "auto"}[resume]
+    if out is None or print_config:
+        saved = out is not None and RunDirectory(out).last_checkpoint.is_file()
+        return wanted is True or (wanted == "auto" and saved), overwrite
+    return resolve_start(out, wanted, overwrite, command)
 
 
 def resolve_command_config(

@@ -32,6 +32,7 @@ from depthcli.cli.common import (
     ScaleFactorOpt,
     SqRelOpt,
     build_options,
+    check_report_outputs,
     default_device,
     metrics_table,
     output_console,
@@ -134,6 +135,10 @@ def eval_command(
         raise DepthcliError("--pred-type applies to --predictions; a checkpoint's output is always a disparity")
     if per_image is not None and len(paths) > 1:
         raise DepthcliError("--per-image needs one --checkpoint (or --predictions); evaluate checkpoints one by one")
+    inputs = [("--checkpoint", path) for path in paths] + [("--predictions", predictions), ("--data", data)]
+    check_report_outputs(
+        [("--json", json_path), ("--per-image", per_image)], [*inputs, ("--split", split), ("--gt-npz", gt_npz)]
+    )
     eval_set = open_eval_set(data, split, options.protocol, options.frames, gt_npz)
     where = provenance(data=_absolute(data), split=split, gt_npz=_absolute(gt_npz), device=device)
     if predictions is not None:

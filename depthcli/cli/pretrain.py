@@ -14,14 +14,22 @@ import typer
 from rich.console import Console
 
 from depthcli.cli.common import tensorboard_notes
-from depthcli.cli.config_flags import resolve_command_config, with_config_flags
+from depthcli.cli.config_flags import (
+    OVERWRITE_HELP,
+    RESUME_HELP,
+    TrainingCommand,
+    resolve_command_config,
+    run_start,
+    with_config_flags,
+)
 from depthcli.recipe_configs import PRETRAIN
 
 
 @with_config_flags([PRETRAIN])
 def pretrain(
     out: Path = typer.Option(None, "--out", help="Run directory: encoder.ckpt, last.ckpt, metrics.jsonl, loss.png."),
-    resume: bool = typer.Option(False, "--resume", help="Continue exactly where OUT/last.ckpt left off."),
+    resume: str = typer.Option(None, "--resume", metavar="[auto]", help=RESUME_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     save_gradient_fields: Path = typer.Option(
         None, "--save-gradient-fields", help="Also write a few images and their gradient fields (PNG) here."
     ),
@@ -33,11 +41,12 @@ def pretrain(
     flags: dict[str, Any],
 ) -> None:
     """Pretrain an encoder without labels; writes OUT/encoder.ckpt for `depthcli train --encoder-init`."""
+    resuming, overwrite = run_start(out, resume, overwrite, "pretrain", print_config)
     recipe, config = resolve_command_config(
         PRETRAIN.name,
         out,
         preset=preset,
-        resume=resume,
+        resume=resuming,
         config_file=config_file,
         print_config=print_config,
         flags=flags,
@@ -54,11 +63,14 @@ def pretrain(
             source = pretrain_views.open_image_source(run.data, run.dataset)
             written = pretrain_views.save_gradient_fields(source, save_gradient_fields)
             console.print(f"wrote {len(written) // 2} images and their gradient fields into {save_gradient_fields}")
-        console.print(f"pretraining {run.encoder} ({run.key} key, {run.preset}) into {out}")
+        verb = "resuming" if resuming else "pretraining"
+        console.print(f"{verb} {run.encoder} ({run.key} key, {run.preset}) into {out}")
+        if resume == "auto" and not resuming:
+            console.print(f"  --resume auto: no {out / 'last.ckpt'} yet, so a new run starts")
         for line in tensorboard_notes(run, out):
             console.print(f"  {line}")
 
-    result = run_recipe(recipe, config, out, resume=resume, progress=progress, on_start=start)
+    result = run_recipe(recipe, config, out, resume=resuming, overwrite=overwrite, progress=progress, on_start=start)
     if result.is_main:
         run = result.train
         console.print(f"{run.steps} steps, last loss {run.last_loss:.4f} ({run.stop_reason})")
@@ -67,4 +79,4 @@ def pretrain(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("pretrain")(pretrain)
+    app.command("pretrain", cls=TrainingCommand)(pretrain)

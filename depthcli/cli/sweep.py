@@ -29,6 +29,7 @@ from depthcli.cli.common import (
     ScaleFactorOpt,
     SqRelOpt,
     build_options,
+    check_report_outputs,
     default_device,
     metrics_table,
     output_console,
@@ -86,6 +87,8 @@ def sweep_command(
         image_resize=image_resize, frames=frames, batch_size=batch_size, cloud_metrics=cloud_metrics,
     )  # fmt: skip
     sizes = parse_resolutions(resolutions)
+    check_report_outputs([("--json", json_path)], [*(("--checkpoint", path) for path in paths), ("--data", data),
+                                                   ("--split", split)])  # fmt: skip
     record = provenance(
         data=str(data.resolve()), split=split, device=device, checkpoints=[str(path.resolve()) for path in paths]
     )

@@ -14,7 +14,16 @@ import typer
 from rich.console import Console
 
 from depthcli.cli.common import tensorboard_notes
-from depthcli.cli.config_flags import Choices, check_flags_apply, resolve_command_config, with_config_flags
+from depthcli.cli.config_flags import (
+    OVERWRITE_HELP,
+    RESUME_HELP,
+    Choices,
+    TrainingCommand,
+    check_flags_apply,
+    resolve_command_config,
+    run_start,
+    with_config_flags,
+)
 from depthcli.errors import DepthcliError
 from depthcli.recipe_configs import SELFSUP, SUPERVISED, RecipeSettings
 
@@ -31,7 +40,8 @@ def train(
     out: Path = typer.Option(
         None, "--out", help="Run directory: config.json, last/best.ckpt, metrics.jsonl, loss.png, tensorboard/."
     ),
-    resume: bool = typer.Option(False, "--resume", help="Continue exactly where OUT/last.ckpt left off."),
+    resume: str = typer.Option(None, "--resume", metavar="[auto]", help=RESUME_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
     *,
     preset: str | None,
@@ -40,13 +50,14 @@ def train(
     flags: dict[str, Any],
 ) -> None:
     """Train a depth model (self-supervised, or supervised on NYU); prints the run directory at start and end."""
-    settings = _train_recipe(task, preset, out if resume else None)
+    resuming, overwrite = run_start(out, resume, overwrite, "train", print_config)
+    settings = _train_recipe(task, preset, out if resuming else None)
     check_flags_apply(flags, settings, TRAIN_RECIPES)
     recipe, config = resolve_command_config(
         settings.name,
         out,
         preset=preset,
-        resume=resume,
+        resume=resuming,
         config_file=config_file,
         print_config=print_config,
         flags=flags,
@@ -57,15 +68,19 @@ def train(
     from depthcli.weights.initialise import describe
 
     # the weight files a new run starts from are checked (and described) before any data is read
-    start_notes = [] if resume else describe(recipe.task_class, config)
+    start_notes = [] if resuming else describe(recipe.task_class, config)
+    if resume == "auto" and not resuming:
+        start_notes.insert(0, f"--resume auto: no {out / 'last.ckpt'} yet, so a new run starts")
     console = Console(soft_wrap=True)
 
     def announce(run) -> None:
-        console.print(f"training {run.preset} ({run.net}) into {out}")
+        console.print(f"{'resuming' if resuming else 'training'} {run.preset} ({run.net}) into {out}")
+        if getattr(config, "split", None) is None and getattr(run, "split", None) is not None:
+            console.print(f"  split: {run.split} (the raw root's own; --split chooses another)")
         for line in start_notes + tensorboard_notes(run, out):
             console.print(f"  {line}")
 
-    result = run_recipe(recipe, config, out, resume=resume, progress=progress, on_start=announce)
+    result = run_recipe(recipe, config, out, resume=resuming, overwrite=overwrite, progress=progress, on_start=announce)
     if result.is_main:
         run = result.train
         best = f", best {run.best_checkpoint}" if run.best_checkpoint else ""
@@ -102,4 +117,4 @@ def _preset_of_run(run_dir: Path) -> str | None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train")(train)
+    app.command("train", cls=TrainingCommand)(train)

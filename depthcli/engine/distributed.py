@@ -113,3 +113,21 @@ def broadcast_from_main(tensor: torch.Tensor, ctx: DistContext) -> None:
     """Overwrite `tensor` in place with rank 0's (nothing to do in a single process)."""
     if ctx.enabled:
         dist.broadcast(tensor, src=0)
+
+
+def decided_on_main(flag: bool, ctx: DistContext) -> bool:
+    """Rank 0's `flag` on every rank: what only rank 0 checks (its files, its validation) that all must act on."""
+    if not ctx.enabled:
+        return flag
+    value = torch.tensor([float(flag)], device=ctx.device)
+    dist.broadcast(value, src=0)
+    return bool(value.item())
+
+
+def on_any_rank(flags: list[bool], ctx: DistContext) -> list[bool]:
+    """Each flag, true on every rank when it is true on any (e.g. a signal only some processes received)."""
+    if not ctx.enabled:
+        return flags
+    values = torch.tensor([float(flag) for flag in flags], device=ctx.device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return [bool(value) for value in values.tolist()]

@@ -54,7 +54,8 @@ DOWNSTREAM_NETS = {
 
 
 def check_config(config: PretrainConfig, world_size: int = 1) -> None:
-    """Every value a user can get wrong, as one DepthcliError line each."""
+    """What the config's own rules (`depthcli.recipe_configs`) cannot know: the queue and the shuffle-BN
+    groups against the batch of every process, as one DepthcliError line each."""
     global_batch = config.batch_size * world_size
     if config.batch_size < 1 or config.queue < global_batch or config.queue % global_batch:
         raise DepthcliError(
@@ -62,17 +63,11 @@ def check_config(config: PretrainConfig, world_size: int = 1) -> None:
             + (f" ({config.batch_size} x {world_size} processes)" if world_size > 1 else "")
             + f"; use e.g. --queue {global_batch * max(1, config.queue // max(global_batch, 1))}"
         )
-    if config.temperature <= 0:
-        raise DepthcliError(f"--temperature {config.temperature} must be > 0 (MoCo v2 uses 0.2)")
-    if not 0.0 <= config.momentum < 1.0:
-        raise DepthcliError(f"--momentum {config.momentum} must be in [0, 1) (MoCo uses 0.999)")
     if config.bn_splits < 1 or config.batch_size % config.bn_splits or config.batch_size < 2 * config.bn_splits:
         raise DepthcliError(
             f"bn_splits {config.bn_splits} must divide the batch size {config.batch_size} into groups of at least "
             "2 images (batch-norm statistics); raise --batch-size or set bn_splits = 1 in a --config file"
         )
-    if config.dim < 1:
-        raise DepthcliError(f"--dim {config.dim} must be positive")
 
 
 # ------------------------------------------------------------------------------------- networks

@@ -9,17 +9,25 @@ else (processes, seeding, the loop, the run directory) is the runner's and the l
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from torch.utils.data import Dataset
 
 from depthcli.checkpoints import load_checkpoint
-from depthcli.config import absolute_paths, build_config
+from depthcli.config import (
+    COMMAND_LINE,
+    absolute_paths,
+    architecture_keys,
+    build_config,
+    config_paths,
+    config_to_dict,
+)
 from depthcli.engine import distributed
-from depthcli.engine.run_dir import RunDirectory
+from depthcli.engine.run_dir import RunDirectory, resume_command
 from depthcli.engine.task import TrainingTask
 from depthcli.engine.trainer import TrainResult, train
 from depthcli.errors import DepthcliError
@@ -94,17 +102,23 @@ def resolve_run_config(
     overrides = {key: value for key, value in flags.items() if value is not None}
     if flags.get("epochs") is not None and flags.get("max_steps") is None:
         overrides["max_steps"] = 0
-    if resume:
-        last = RunDirectory(run_dir).last_checkpoint
-        if not last.is_file():
-            raise DepthcliError(f"--resume: no checkpoint {last}; start without --resume or point --out at the run")
-        base = load_checkpoint(last, expected_kind=recipe.checkpoint_kind)["config"]
-    else:
+    if not resume:
         preset = preset or recipe.settings.default_preset
         if preset is None:
             raise DepthcliError(f"--preset is required ({', '.join(recipe.presets)}) unless --resume")
-        base = recipe.settings.preset_values(preset)
-    return build_config(recipe.config_class, base, config_file, overrides)
+        return build_config(recipe.config_class, recipe.settings.preset_values(preset), config_file, overrides)
+    last = RunDirectory(run_dir).resumable_checkpoint()
+    stored = load_checkpoint(last, expected_kind=recipe.checkpoint_kind)["config"]
+    config = build_config(recipe.config_class, stored, config_file, overrides, preset_source=f"checkpoint {last}")
+    resolved = config_to_dict(config)
+    for key in architecture_keys(recipe.config_class):
+        if key in stored and resolved[key] != stored[key]:
+            source = COMMAND_LINE if key in overrides else str(config_file)
+            raise DepthcliError(
+                f"--resume: {source} set {key} to {resolved[key]!r} but the run has {stored[key]!r}: resuming cannot "
+                f"change the architecture; drop that change, or start a new run from these weights with --init {last}"
+            )
+    return config
 
 
 def run_recipe(
@@ -113,6 +127,7 @@ def run_recipe(
     run_dir: str | Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     on_start: Callable[[TrainConfig], None] | None = None,
     on_step: Callable[[int, dict[str, float]], bool | None] | None = None,
@@ -121,17 +136,19 @@ def run_recipe(
 
     The process group is set up here, once, and handed to the data, the task and the loop. The run
     directory and the config's paths are made absolute first: the run stores them, and `--resume` from
-    another working directory must find them. `on_start(config)` runs on rank 0 once the data is open
-    (the config then is final).
+    another working directory must find them. Before anything is written, rank 0 takes the run directory
+    (`_held_run_directory`): a new run needs an empty one unless `overwrite`. `on_start(config)` runs on
+    rank 0 once the data is open (the config then is final).
     """
     run_dir, config = Path(run_dir).resolve(), absolute_paths(config)
-    with distributed.session(config.device) as ctx:
+    start = (config, run_dir, resume, overwrite)
+    with distributed.session(config.device) as ctx, _held_run_directory(recipe, *start, ctx):
         data = recipe.open_data(config, run_dir, ctx)
         if ctx.is_main:
             announce_train_selection(dataclasses.asdict(data.config))
             if on_start is not None:
                 on_start(data.config)
-        task = recipe.task_class.from_config(data.config)
+        task = recipe.task_class.from_config(data.config, load_init=not resume)
         result = train(
             task,
             data.train_set,
@@ -142,6 +159,32 @@ def run_recipe(
             progress=progress,
             ctx=ctx,
             on_step=on_step,
+            resume_command=resume_command(recipe.settings.command, run_dir),
         )
         outputs = recipe.finish(task, run_dir) if recipe.finish is not None and ctx.is_main else {}
         return RecipeResult(result, data.config, outputs, ctx.is_main)
+
+
+@contextlib.contextmanager
+def _held_run_directory(
+    recipe: Recipe, config: TrainConfig, run_dir: Path, resume: bool, overwrite: bool, ctx: distributed.DistContext
+) -> Iterator[None]:
+    """Rank 0 checks the run directory for this start (none of its run files may be an input of `config`),
+    locks it for the run (one run per directory), removes the temp files of a save a kill cut short and,
+    with `overwrite`, the previous run's files; every rank learns whether that worked."""
+    files, problem = RunDirectory(run_dir), None
+    with contextlib.ExitStack() as held:
+        if ctx.is_main:
+            try:
+                if not resume:
+                    files.check_new_run(overwrite, recipe.settings.command)
+                held.enter_context(files.lock(f"depthcli {recipe.settings.command}"))
+                files.check_inputs_kept(config_paths(config))
+                files.remove_leftover_temp_files()
+                if overwrite and not resume:
+                    files.remove_previous_run()
+            except DepthcliError as exc:
+                problem = exc
+        if distributed.decided_on_main(problem is not None, ctx):
+            raise problem or DepthcliError(f"rank 0 could not take the run directory {run_dir}; see its error")
+        yield

@@ -28,6 +28,7 @@ from depthcli.losses.consistency import CrossScaleConsistency
 from depthcli.losses.photometric import min_reprojection_loss, photometric_error
 from depthcli.losses.smoothness import EdgeAwareSmoothness
 from depthcli.nets import build_depth_net, build_pose_net
+from depthcli.nets.pose import predates_two_poses
 from depthcli.recipe_configs import SELFSUP, SelfSupConfig
 
 
@@ -38,9 +39,6 @@ class SelfSupTask(TrainingTask):
         super().__init__()
         if 0 not in config.frame_ids or len(config.frame_ids) < 2:
             raise DepthcliError(f"frame_ids {list(config.frame_ids)} must hold the target 0 and at least one source")
-        start, end = config.consistency_ramp
-        if not 0 <= start <= end:
-            raise DepthcliError(f"consistency_ramp {[start, end]} must be two steps with 0 <= start <= end")
         self.config = config
         depth = build_depth_net(config.net, scales=tuple(config.scales))
         missing = set(config.scales) - set(depth.scales)
@@ -64,6 +62,17 @@ class SelfSupTask(TrainingTask):
             if not config.boundary_net:
                 raise DepthcliError("boundary_loss needs boundary_net (a trained inverse-transform net checkpoint)")
             self.boundary = BoundaryLoss(load_boundary_net(config.boundary_net)[0])
+
+    def load_checkpoint_payload(self, payload: dict[str, Any], path) -> None:
+        """As the base class; a run saved before the pose decoder kept its second pose is one line."""
+        pose = (payload.get("networks") or {}).get("pose")
+        if isinstance(pose, dict) and predates_two_poses(pose):
+            raise DepthcliError(
+                f"checkpoint {path} predates the two-pose decoder (its pose head has 6 channels, this depthcli's "
+                f"12), so it cannot be resumed; its depth net still predicts and evaluates, and `depthcli train "
+                f"--init {path}` starts a new run from its weights (the first pose unchanged)"
+            )
+        super().load_checkpoint_payload(payload, path)
 
     # -- training ---------------------------------------------------------------------------------
     def forward(self, batch: dict) -> dict[str, Tensor]:
@@ -216,6 +225,21 @@ def training_transform(config: SelfSupConfig):
     return ArbitraryScaleAugment(config.frame_ids, config.high_scale_range, config.low_scale_range)
 
 
+def resolve_split(config: SelfSupConfig) -> SelfSupConfig:
+    """A raw KITTI root is trained on through a split, so that its test drives stay out of training:
+    `split`, else the root's own train_files.txt; neither is one line."""
+    root = Path(config.data)
+    if config.split is not None or not root.is_dir():
+        return config
+    own = root / "train_files.txt"
+    if not own.is_file():
+        raise DepthcliError(
+            f"--data {root} is a KITTI raw root without train_files.txt: give --split (a split file such as "
+            "eigen_zhou's train_files.txt), so that the drives you test on stay out of training"
+        )
+    return dataclasses.replace(config, split=str(own))
+
+
 def open_training_data(config: SelfSupConfig, run_dir: Path, progress=None):
     """The training Dataset for `config.data` (a cache file, or a raw KITTI root cached into the run dir)."""
     from depthcli.data.cache import build_cache
@@ -278,6 +302,7 @@ def prepare_boundary_net(config: SelfSupConfig, run_dir: Path) -> SelfSupConfig:
 
 def open_selfsup_data(config: SelfSupConfig, run_dir: Path, ctx: DistContext) -> RecipeData:
     """The recipe's data: training set (its size fills `size`), validation set, the boundary net if needed."""
+    config = resolve_split(config)
     dataset = open_training_data(config, run_dir)
     config = prepare_boundary_net(resolve_size(config, dataset), run_dir)
     return RecipeData(config, dataset, open_validation_data(config))

@@ -7,6 +7,7 @@ batch), the loop everything that is not science (optimizer, schedule, data order
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -15,8 +16,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from depthcli.checkpoints import load_state
 from depthcli.engine.distributed import SINGLE_PROCESS
 from depthcli.engine.seeding import seed_everything
+from depthcli.errors import DepthcliError
 from depthcli.visualize import colorize_in_range, disparity_range
 from depthcli.weights.initialise import initialise
 
@@ -41,14 +44,16 @@ class TrainingTask(nn.Module):
         self.dist = SINGLE_PROCESS  # the job's processes (set by the loop; for tasks that talk across them)
 
     @classmethod
-    def from_config(cls, config: Any) -> TrainingTask:
+    def from_config(cls, config: Any, load_init: bool = True) -> TrainingTask:
         """The task a run starts from: every RNG seeded with `config.seed`, then `cls(config)`, then the
         weights `config` names (`init`, `encoder_init`, `pose_encoder_init`: depthcli.weights.initialise). Built
         this way again, its networks hold the run's exact initial weights (the "untrained" reference of
-        demo and benchmark)."""
+        demo and benchmark). A resumed run passes `load_init=False`: its checkpoint replaces those
+        weights anyway, so the files they came from need not be there any more."""
         seed_everything(config.seed)
         task = cls(config)
-        initialise(task, config)
+        if load_init:
+            initialise(task, config)
         return task
 
     def batch_size_of(self, batch: dict) -> int:
@@ -70,10 +75,13 @@ class TrainingTask(nn.Module):
         others = {name: net.state_dict() for name, net in self.networks.items() if name != self.primary_network}
         return {"model": self.networks[self.primary_network].state_dict(), "networks": others}
 
-    def load_checkpoint_payload(self, payload: dict[str, Any]) -> None:
-        self.networks[self.primary_network].load_state_dict(payload["model"])
+    def load_checkpoint_payload(self, payload: dict[str, Any], path: str | os.PathLike) -> None:
+        """Put a checkpoint's networks back (`--resume`); one that does not fit is one line naming `path`."""
+        load_state(self.networks[self.primary_network], payload["model"], path, f"{self.primary_network} net")
         for name, state in payload.get("networks", {}).items():
-            self.networks[name].load_state_dict(state)
+            if name not in self.networks:
+                raise DepthcliError(f"checkpoint {path} holds a {name} net this run does not have; it cannot resume")
+            load_state(self.networks[name], state, path, f"{name} net")
 
     def compile_networks(self) -> None:
         for net in self.networks.values():

@@ -15,7 +15,8 @@ from typing import Any
 
 from torch import Tensor
 
-TENSORBOARD_DIR = "tensorboard"
+from depthcli.engine.run_dir import TENSORBOARD_DIR
+
 VISUAL_SAMPLES = 4  # samples of a batch shown per picture (as monodepth2 does)
 MISSING_NOTE = (
     'TensorBoard logging skipped: the tensorboard package is not installed (pip install -e ".[tensorboard]"); '

@@ -10,12 +10,17 @@ Reproducibility (`depthcli.engine.seeding`): a resumed run takes exactly the ste
 run would have taken, whatever the number of DataLoader workers (and whether pictures are logged).
 Files: `depthcli.engine.run_dir`; checkpoints kept besides last.ckpt: `depthcli.engine.retention`;
 what a run shows (metrics.jsonl, TensorBoard, loss.png, validation lines): `depthcli.engine.run_log`.
+
+Nothing trained is lost to a stop: SIGTERM or Ctrl-C ends the current step, saves and raises
+`TrainingInterrupted` (`depthcli.engine.interrupts`); a validation that fails (e.g. a damaged cache)
+saves first, then reports.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,8 +34,9 @@ from tqdm.auto import tqdm
 
 from depthcli.checkpoints import load_checkpoint, save_checkpoint
 from depthcli.config import config_to_dict
-from depthcli.data.augment import as_float_image
-from depthcli.engine import distributed
+from depthcli.engine import distributed, interrupts
+from depthcli.engine.device_batches import DeviceLoader, to_device
+from depthcli.engine.lr_schedule import lr_scheduler
 from depthcli.engine.retention import save_retained
 from depthcli.engine.run_dir import RunDirectory
 from depthcli.engine.run_log import RunLog
@@ -76,6 +82,7 @@ def train(
     device: str | None = None,
     ctx: distributed.DistContext | None = None,
     on_step: Callable[[int, dict[str, float]], bool | None] | None = None,
+    resume_command: str = "--resume",
 ) -> TrainResult:
     """Train `task` on `train_set` into `run_dir` (see the module docstring for what it writes).
 
@@ -84,23 +91,13 @@ def train(
     without one, `train` joins (and leaves) the one torchrun describes, on `device` (default: the
     config's). `on_step(step, losses)` is called after each step (and its save); returning True stops the
     run there (saved, stop reason STOPPED_BY_CALLBACK), e.g. to re-plan and `resume`; under DDP it must
-    answer alike on every rank.
+    answer alike on every rank. `resume_command` is what the messages of a stopped run tell the user to run.
     """
+    args = (task, train_set, config, Path(run_dir), val_set)
     if ctx is None:
         with distributed.session(device or config.device) as own:
-            return _TrainingLoop(task, train_set, config, Path(run_dir), val_set, own, progress, on_step).run(resume)
-    return _TrainingLoop(task, train_set, config, Path(run_dir), val_set, ctx, progress, on_step).run(resume)
-
-
-def _lr_factor(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
-    """LR multiplier at a step: linear warmup over `warmup_steps`, then x`lr_gamma` from `lr_decay_at`."""
-    decay_step = max(1, round(cfg.lr_decay_at * total_steps))
-
-    def factor(step: int) -> float:
-        warmup = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
-        return warmup * (cfg.lr_gamma if step >= decay_step else 1.0)
-
-    return factor
+            return _TrainingLoop(*args, own, progress, on_step, resume_command).run(resume)
+    return _TrainingLoop(*args, ctx, progress, on_step, resume_command).run(resume)
 
 
 # ------------------------------------------------------------------------------------- the loop
@@ -118,9 +115,11 @@ class LoopState:
 class _TrainingLoop:
     """One run of `train`: optimizer, schedule and scaler around the task, the data order, files."""
 
-    def __init__(self, task, train_set, config, run_dir: Path, val_set, ctx, show_progress, on_step) -> None:
+    def __init__(self, task, train_set, config, run_dir: Path, val_set, ctx, show_progress, on_step, resume_command):
         self.task, self.train_set, self.cfg, self.val_set = task, train_set, config, val_set
-        self.ctx, self.show_progress, self.on_step = ctx, show_progress, on_step
+        self.ctx, self.show_progress, self.on_step, self.resume_command = ctx, show_progress, on_step, resume_command
+        self.stop_request = interrupts.StopRequest()  # what SIGTERM / Ctrl-C asked (set by `run`)
+        self.stopped_by: int | None = None  # the signal that stopped the run
         self.files = RunDirectory(run_dir)
         self.device = ctx.device
         self.state = LoopState()
@@ -148,7 +147,7 @@ class _TrainingLoop:
         # fused: one kernel over all parameters instead of ~10 per tensor (~1.8x the optimizer step on CPU)
         trainable = [p for p in task.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(trainable, lr=config.lr, fused=False)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_factor(config, self.total_steps))
+        self.scheduler = lr_scheduler(self.optimizer, config, self.total_steps)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
         self.step_lr = config.lr  # the LR the last step was taken with (logged)
         self.model: nn.Module = task  # wrapped in DistributedDataParallel by `run` when distributed
@@ -157,7 +156,7 @@ class _TrainingLoop:
     def run(self, resume: bool) -> TrainResult:
         cfg, task = self.cfg, self.task
         if self.ctx.is_main:
-            self.files.path.mkdir(parents=True, exist_ok=True)
+            self.files.create()
         if resume:
             self._restore()
         self.log.open(self.state.step if resume else None)
@@ -170,30 +169,33 @@ class _TrainingLoop:
                 task, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
         # CPU: compile the float32 loss maths, where fusion pays; the nets stay with oneDNN's kernels
-        with compiled_reference(cfg.compile and self.device.type == "cpu"):
+        with (
+            compiled_reference(cfg.compile and self.device.type == "cpu"),
+            interrupts.stop_requests() as self.stop_request,
+        ):
             return self._train()
 
     def _restore(self) -> None:
-        path = self.files.last_checkpoint
-        if not path.is_file():
-            raise DepthcliError(f"--resume: no checkpoint {path}; start without --resume or point --out at the run")
+        path = self.files.resumable_checkpoint()
         payload = load_checkpoint(path, expected_kind=self.task.checkpoint_kind)
         train_state = payload.get("train_state")
         if not isinstance(train_state, dict):
             raise DepthcliError(f"--resume: checkpoint {path} holds no training state; it cannot be resumed")
-        self.task.load_checkpoint_payload(payload)
-        self.optimizer.load_state_dict(train_state["optimizer"])
-        self.scheduler.load_state_dict(train_state["scheduler"])
-        if train_state.get("scaler"):
-            self.scaler.load_state_dict(train_state["scaler"])
-        self.state = LoopState(
-            step=train_state["step"],
-            epoch=train_state["epoch"],
-            batch_in_epoch=train_state["batch_in_epoch"],
-            best_metric=train_state["best_metric"],
-            best_step=train_state.get("best_step"),
-        )
-        restore_rng_state(train_state["rng"])
+        self.task.load_checkpoint_payload(payload, path)
+        try:
+            self.optimizer.load_state_dict(train_state["optimizer"])
+            self.scheduler.load_state_dict(train_state["scheduler"])
+            if train_state.get("scaler"):
+                self.scaler.load_state_dict(train_state["scaler"])
+            position = {key: int(train_state[key]) for key in ("step", "epoch", "batch_in_epoch")}
+            best = {key: train_state.get(key) for key in ("best_metric", "best_step")}
+            self.state = LoopState(**position, **best)
+            restore_rng_state(train_state["rng"])
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+            raise DepthcliError(
+                f"--resume: the training state in {path} does not fit this run ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); it cannot be resumed"
+            ) from exc
 
     # -- main loop --------------------------------------------------------------------------------
     def _train(self) -> TrainResult:
@@ -242,17 +244,24 @@ class _TrainingLoop:
                     if is_best or end_of_epoch or (cfg.save_every > 0 and state.step % cfg.save_every == 0):
                         self._save(is_best, end_of_epoch)
                         saved_at = state.step
-                    if self.on_step is not None and self.on_step(state.step, losses):
+                    callback_stop = self.on_step is not None and self.on_step(state.step, losses)
+                    stop_reason = self._stop_reason(start_time)
+                    if callback_stop and stop_reason == "done":
                         stop_reason = STOPPED_BY_CALLBACK
-                    if cfg.max_minutes > 0 and self._budget_spent(start_time):
-                        stop_reason = "time budget spent"
                     if state.step >= self.total_steps or stop_reason != "done":
                         break
             if saved_at != state.step or not self.files.last_checkpoint.exists():
-                self._save(self._validate() if self.val_set is not None else False, end_of_epoch=False)
+                validate = self.val_set is not None and self.stopped_by is None  # a stop saves at once
+                self._save(self._validate() if validate else False, end_of_epoch=False)
         finally:
             bar.close()
             self.log.close()
+        if self.stopped_by is not None:
+            raise interrupts.TrainingInterrupted(
+                f"{stop_reason} at step {state.step} of {self.total_steps}: the run is saved in "
+                f"{self.files.last_checkpoint}; continue it with `{self.resume_command}`",
+                self.stopped_by,
+            )
         return TrainResult(
             run_dir=self.files.path,
             last_checkpoint=self.files.last_checkpoint,
@@ -265,10 +274,16 @@ class _TrainingLoop:
             best_step=state.best_step,
         )
 
-    def _budget_spent(self, start_time: float) -> bool:
-        """Whether --max-minutes is over; decided jointly so that all ranks stop at the same step."""
-        over = torch.tensor(float(time.monotonic() - start_time > 60 * self.cfg.max_minutes), device=self.device)
-        return distributed.all_reduce_mean(over, self.ctx).item() > 0
+    def _stop_reason(self, start_time: float) -> str:
+        """Why the run stops now (--max-minutes spent, SIGTERM, Ctrl-C), or "done" to go on; decided jointly so
+        that all ranks stop at the same step."""
+        over_budget = self.cfg.max_minutes > 0 and time.monotonic() - start_time > 60 * self.cfg.max_minutes
+        signum = self.stop_request.signum
+        over_budget, signalled = distributed.on_any_rank([over_budget, signum is not None], self.ctx)
+        if signalled:
+            self.stopped_by = signum or signal.SIGTERM  # another rank got it: the scheduler's SIGTERM
+            return f"stopped by {interrupts.SIGNAL_NAMES[self.stopped_by]}"
+        return "time budget spent" if over_budget else "done"
 
     def _epoch_batches(self) -> Iterator[dict]:
         state, cfg = self.state, self.cfg
@@ -282,9 +297,10 @@ class _TrainingLoop:
             pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(derive_seed(cfg.seed, state.epoch, state.batch_in_epoch)),
             persistent_workers=False,
+            worker_init_fn=interrupts.ignore_stop_signals,
         )
         for batch in loader:
-            yield _to_device(batch, self.device, cfg.channels_last)
+            yield to_device(batch, self.device, cfg.channels_last)
 
     def _step(self, batch: dict) -> dict[str, float]:
         self.task.step = self.state.step
@@ -311,23 +327,44 @@ class _TrainingLoop:
 
     # -- validation, saving, logging ------------------------------------------------------------
     def _validate(self) -> bool:
-        """Validate on rank 0; returns whether this is the best `main_metric` so far."""
+        """Validate on rank 0; returns whether this is the best `main_metric` so far.
+
+        A validation that fails costs no training: the run is saved first, then the failure is reported
+        (`interrupts.validation_failure`).
+        """
         if self.val_set is None:
             return False
-        is_best = False
+        is_best, failure = False, None
         if self.ctx.is_main:
-            loader = DataLoader(self.val_set, batch_size=self.cfg.batch_size, num_workers=self.num_workers)
-            self.task.eval()
-            with torch.no_grad():
-                metrics = self.task.validate(_DeviceLoader(loader, self.device, self.cfg.channels_last), self.device)
-            self.task.train()
-            if metrics:
-                value = metrics.get(self.task.main_metric)
-                if value is not None and (self.state.best_metric is None or value < self.state.best_metric):
-                    self.state.best_metric, self.state.best_step, is_best = float(value), self.state.step, True
-                self.val_metrics = dict(metrics)
-                self.log.validation(self.state.step, self.state.epoch, metrics, is_best)
-        distributed.barrier(self.ctx)
+            try:
+                is_best = self._run_validation()
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the steps since the last save come first
+                failure = exc
+        if distributed.decided_on_main(failure is not None, self.ctx):
+            self._save(False, end_of_epoch=False)
+            data = getattr(self.cfg, "val_data", None)
+            raise interrupts.validation_failure(failure, self.state.step, data, self.files.last_checkpoint,
+                                                self.resume_command)  # fmt: skip
+        return is_best
+
+    def _run_validation(self) -> bool:
+        loader = DataLoader(
+            self.val_set,
+            batch_size=self.cfg.batch_size,
+            num_workers=self.num_workers,
+            worker_init_fn=interrupts.ignore_stop_signals,
+        )
+        self.task.eval()
+        with torch.no_grad():
+            metrics = self.task.validate(DeviceLoader(loader, self.device, self.cfg.channels_last), self.device)
+        self.task.train()
+        is_best = False
+        if metrics:
+            value = metrics.get(self.task.main_metric)
+            if value is not None and (self.state.best_metric is None or value < self.state.best_metric):
+                self.state.best_metric, self.state.best_step, is_best = float(value), self.state.step, True
+            self.val_metrics = dict(metrics)
+            self.log.validation(self.state.step, self.state.epoch, metrics, is_best)
         return is_best
 
     def _save(self, is_best: bool, end_of_epoch: bool) -> None:
@@ -359,38 +396,3 @@ class _TrainingLoop:
                 "rng": capture_rng_state(),
             },
         }
-
-
-# ---------------------------------------------------------------------------------- helpers
-def _to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
-    """Move a batch to `device`; batched uint8 images (B,C,H,W) become float32 in [0, 1] there.
-
-    Datasets may hand images over as uint8 (a quarter of the bytes to collate and transfer); the
-    sample-dict contract the tasks see (float images in [0, 1]) is restored here, on the device.
-    """
-    if isinstance(batch, torch.Tensor):
-        batch = batch.to(device, non_blocking=True)
-        if batch.dim() == 4:
-            batch = as_float_image(batch)
-        if channels_last and batch.dim() == 4 and batch.is_floating_point():
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        return batch
-    if isinstance(batch, dict):
-        return {key: _to_device(value, device, channels_last) for key, value in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(value, device, channels_last) for value in batch)
-    return batch
-
-
-class _DeviceLoader:
-    """Iterates a DataLoader, moving each batch to the training device (what `validate` receives)."""
-
-    def __init__(self, loader: DataLoader, device: torch.device, channels_last: bool) -> None:
-        self.loader, self.device, self.channels_last = loader, device, channels_last
-
-    def __iter__(self) -> Iterator[dict]:
-        for batch in self.loader:
-            yield _to_device(batch, self.device, self.channels_last)
-
-    def __len__(self) -> int:
-        return len(self.loader)

@@ -16,10 +16,12 @@ import torch
 from torch import nn
 
 from depthcli.checkpoints import load_checkpoint, load_state
+from depthcli.config import config_from_dict
 from depthcli.errors import DepthcliError
 from depthcli.nets.hrnet import HRNetEncoder
 from depthcli.nets.registry import build_depth_net
 from depthcli.nets.resnet import RESNET_LAYOUTS, ResNetEncoder
+from depthcli.recipe_configs import DepthModelConfig
 
 DEPTH_CONFIG_KEYS = ("net", "size", "min_depth", "max_depth")
 
@@ -40,40 +42,33 @@ class DepthModel:
 def load_depth_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> DepthModel:
     """Rebuild the depth net stored in a "depth" checkpoint, on `device`, in eval mode."""
     payload = load_checkpoint(path, expected_kind="depth")
-    config = payload["config"]
-    missing = [key for key in DEPTH_CONFIG_KEYS if key not in config]
-    if missing or "model" not in payload:
-        raise DepthcliError(
-            f"checkpoint {path} lacks {', '.join(missing) or 'model weights'}; it cannot rebuild a depth net"
-        )
-    net = build_depth_net(config["net"])
-    load_state(net, payload["model"], path, f"depth net {config['net']!r}")
-    _refuse_nonfinite_weights(net, path)
-    width, height = config["size"]
+    config = depth_config(payload, path)
+    net = build_depth_net(config.net)
+    load_state(net, payload["model"], path, f"depth net {config.net!r}")
     return DepthModel(
         net=net.to(device).eval(),
-        net_name=config["net"],
-        min_depth=float(config["min_depth"]),
-        max_depth=float(config["max_depth"]),
-        size=(int(width), int(height)),
-        config=config,
+        net_name=config.net,
+        min_depth=config.min_depth,
+        max_depth=config.max_depth,
+        size=config.size,
+        config=payload["config"],
         path=Path(path),
     )
 
 
-def _refuse_nonfinite_weights(net: nn.Module, path: str | os.PathLike) -> None:
-    """A net whose weights hold NaN or inf (a diverged run) predicts NaN everywhere: say so before using it.
-
-    Otherwise eval and sweep would print NaN metrics with exit status 0 and predict would write
-    meaningless images.
-    """
-    weights = net.state_dict().items()
-    bad = [name for name, tensor in weights if tensor.is_floating_point() and not tensor.isfinite().all()]
-    if bad:
+def depth_config(payload: dict[str, Any], path: str | os.PathLike) -> DepthModelConfig:
+    """What a depth checkpoint's config says about its net, checked (`DepthModelConfig`): a missing key,
+    a wrong type or an impossible value (e.g. edited by hand) is one line naming the file and the key."""
+    config = payload["config"]
+    missing = [key for key in DEPTH_CONFIG_KEYS if key not in config]
+    if missing or not isinstance(payload.get("model"), dict):
         raise DepthcliError(
-            f"checkpoint {path}: {len(bad)} weight tensor(s) hold NaN or inf (first: {bad[0]}), so every "
-            "prediction would be NaN; the run diverged: use an earlier checkpoint"
+            f"checkpoint {path} lacks {', '.join(missing) or 'model weights'}; it cannot rebuild a depth net"
         )
+    known = {field.name for field in dataclasses.fields(DepthModelConfig)}
+    return config_from_dict(
+        DepthModelConfig, {key: value for key, value in config.items() if key in known}, f"checkpoint {path}"
+    )
 
 
 def load_encoder_init(model: nn.Module, ckpt_path: str | os.PathLike) -> None:
@@ -89,7 +84,7 @@ def load_encoder_init(model: nn.Module, ckpt_path: str | os.PathLike) -> None:
         stored_name = payload.get("encoder_name")
         state = payload.get("model")
     elif kind == "depth":
-        stored_name = _encoder_of_net(payload["config"].get("net"))
+        stored_name = _encoder_of_net(depth_config(payload, ckpt_path).net)
         state = {
             key.removeprefix("encoder."): value
             for key, value in payload.get("model", {}).items()

@@ -53,3 +53,23 @@ class PoseNet(nn.Module):
 
     def forward(self, frame_a: Tensor, frame_b: Tensor) -> tuple[Tensor, Tensor]:
         return self.decoder(self.encoder(torch.cat([frame_a, frame_b], 1))[-1])
+
+
+# The pose head's final conv in a PoseNet state dict; before the decoder kept monodepth2's second pose, depthcli
+# checkpoints held 6 output channels here (older training runs).
+POSE_HEAD_KEYS = ("decoder.pose2.weight", "decoder.pose2.bias")
+
+
+def predates_two_poses(state: dict) -> bool:
+    """Whether a PoseNet state dict comes from before the decoder predicted two poses (a 6-channel head)."""
+    head = state.get(POSE_HEAD_KEYS[0])
+    return isinstance(head, torch.Tensor) and head.shape[0] == 6
+
+
+def widen_to_two_poses(state: dict) -> dict:
+    """A 6-channel (one-pose) PoseNet state as this decoder's 12 channels: the first pose, the one training
+    uses, keeps its weights, so the net computes exactly what it computed before; the second gets zeros."""
+    widened = dict(state)
+    for key in POSE_HEAD_KEYS:
+        widened[key] = torch.cat([state[key], torch.zeros_like(state[key])])
+    return widened

@@ -24,7 +24,10 @@ from torch import nn
 
 from depthcli.checkpoints import FORMAT, load_checkpoint
 from depthcli.errors import DepthcliError
-from depthcli.nets.loading import encoder_name_of, load_encoder_init
+from depthcli.nets.loading import depth_config, encoder_name_of, load_encoder_init
+from depthcli.nets.pose import predates_two_poses, widen_to_two_poses
+from depthcli.paths import check_input_file
+from depthcli.recipe_configs import DepthModelConfig
 from depthcli.weights.imagenet import load_into_encoder, paper_start_note, plain_state_dict, recognise
 from depthcli.weights.state_files import load_reference_file
 
@@ -36,21 +39,23 @@ def _setting(config: Any, name: str) -> str | None:
     return getattr(config, name, None) or None
 
 
-def _check_init(payload: dict[str, Any], path: str, config: Any, kind: str) -> None:
+def _check_init(payload: dict[str, Any], path: str, config: Any, kind: str) -> DepthModelConfig:
+    """The checkpoint's checked depth config, once its kind and nets match the run's."""
     if payload.get("kind") != kind:
         hint = "; use --encoder-init for encoder checkpoints" if payload.get("kind") in ("encoder", "pretrain") else ""
         raise DepthcliError(
             f"--init {path} holds a {payload.get('kind')!r} checkpoint; a {kind!r} checkpoint is needed (a training "
             f"run's last/best.ckpt, or `depthcli weights import`){hint}"
         )
-    stored = payload["config"]
+    stored = depth_config(payload, path)
     for key in _MATCHING_KEYS:
-        ours = getattr(config, key, None)
-        if key in stored and ours is not None and stored[key] != ours:
+        ours, theirs = getattr(config, key, None), getattr(stored, key)
+        if theirs is not None and ours is not None and theirs != ours:
             raise DepthcliError(
-                f"--init {path} holds {key} {stored[key]!r} but this run trains {ours!r}; pick the matching preset "
-                f"(--preset {stored[key]}) or another checkpoint"
+                f"--init {path} holds {key} {theirs!r} but this run trains {ours!r}; pick the matching preset "
+                f"(--preset {theirs}) or another checkpoint"
             )
+    return stored
 
 
 def _load(module: nn.Module, state: dict, path: str, what: str) -> None:
@@ -63,22 +68,23 @@ def _load(module: nn.Module, state: dict, path: str, what: str) -> None:
 
 def _init_from_checkpoint(task: nn.Module, path: str) -> str:
     payload = load_checkpoint(path)
-    _check_init(payload, path, task.config, task.checkpoint_kind)
+    stored = _check_init(payload, path, task.config, task.checkpoint_kind)
     primary = task.primary_network
-    _load(task.networks[primary], payload["model"], path, f"{primary} net {payload['config'].get('net', '')}")
-    loaded = [primary]
+    _load(task.networks[primary], payload["model"], path, f"{primary} net {stored.net}")
+    loaded, notes = [primary], []
     for name, state in (payload.get("networks") or {}).items():
         if name in task.networks:
+            if name == "pose" and predates_two_poses(state):
+                state = widen_to_two_poses(state)
+                notes.append("; its one-pose head is widened to the two-pose decoder, the first pose unchanged")
             _load(task.networks[name], state, path, f"{name} net")
             loaded.append(name)
     nets = f"{' and '.join(loaded)} net" + ("s start" if len(loaded) > 1 else " starts")
-    return f"{nets} from {path} ({payload['config'].get('imported_from') or 'a depthcli training run'})"
+    return f"{nets} from {path} ({stored.imported_from or 'a depthcli training run'}{''.join(notes)})"
 
 
 def _read(path: str, flag: str) -> dict[str, Any]:
-    if not Path(path).is_file():
-        raise DepthcliError(f"{flag} {path} does not exist (or is not a file); check the path")
-    return load_reference_file(Path(path))
+    return load_reference_file(check_input_file(path, flag, "check the path"))
 
 
 def _imagenet(part: str, encoder: nn.Module, state: dict[str, Any], path: str) -> str:

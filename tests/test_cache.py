@@ -291,14 +291,14 @@ def test_augmented_dataset_is_deterministic_for_a_seed(train_cache):
 
 
 def test_uint8_hand_over_becomes_the_float_sample_on_the_device(train_cache):
-    from depthcli.engine.trainer import _to_device
+    from depthcli.engine.device_batches import to_device
 
     floats = CachedKittiDataset(train_cache, frame_ids=(0, -1, 1))
     uint8 = CachedKittiDataset(train_cache, frame_ids=(0, -1, 1), uint8_images=True)
     sample = uint8[3]
     assert sample[("color", 0, 0)].dtype == torch.uint8 and sample[("color", 0, 0)].is_contiguous()
     batch = torch.utils.data.default_collate([sample, uint8[4]])
-    on_device = _to_device(batch, torch.device("cpu"), channels_last=False)
+    on_device = to_device(batch, torch.device("cpu"), channels_last=False)
     expected = torch.utils.data.default_collate([floats[3], floats[4]])
     for key in ((c, f, 0) for c in ("color", "color_aug") for f in (0, -1, 1)):
         assert on_device[key].dtype == torch.float32 and torch.equal(on_device[key], expected[key]), key

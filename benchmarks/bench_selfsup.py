@@ -2,6 +2,7 @@
 
     python benchmarks/bench_selfsup.py throughput --sizes 640x192,320x96 --batch-size 4
     python benchmarks/bench_selfsup.py quality --steps 1200 --presets radepth,diffnet --small
+    python benchmarks/bench_selfsup.py real --preset diffnet --net diffnet-small --steps 600
 
 `throughput`: train steps on a fixed synthetic batch (the recipe's full loss, optimizer step
 included) and report images/s (wall clock) and images per CPU-second.
@@ -15,12 +16,22 @@ first half easy, so both are printed). `--small` trains each preset's recipe on 
 HRNet-W9 net (`radepth-small`, `diffnet-small`), as `depthcli demo` does on a CPU. Training runs at
 320x96 by default: at the demo's 192x64 a facade 25 m ahead moves under a pixel per frame, the
 photometric loss cannot tell it from the sky, and diffnet-small ended worse than the baseline.
+
+`real`: the same check on real KITTI frames: train from scratch on the frames of a small raw drive
+(`--root`, default the ten-frame sample beside the checkout: frames 1-8 have both neighbours) and
+score median-scaled abs_rel (KITTI Eigen, velodyne GT) on the same drive's frames (`--eval-split`),
+next to the untrained net and a constant prediction. Passing means trained abs_rel clearly below the
+constant's (at most 0.8x). Switches for what may stop learning at this scale: `--no-automask`,
+`--lr`, `--size`, `--frame-step 2` (neighbours two frames apart: twice the parallax; a drive of
+every other frame is linked under --out), `--pretrain-steps N` (GrMC-pretrain the encoder on the same
+frames first) and `--encoder-init CKPT`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -154,6 +165,150 @@ def quality(
     return table
 
 
+def real(args) -> dict:
+    """Train on a real drive's frames and score the same drive (module docstring, `real`)."""
+    from torch.utils.data import ConcatDataset
+
+    from depthcli.data.cache import build_cache
+    from depthcli.engine.checkpoint import load_depth_model
+    from depthcli.engine.selfsup import open_training_data
+    from depthcli.engine.trainer import train
+    from depthcli.evaluation.evaluate import EvalOptions, evaluate_model, evaluate_predictions
+    from depthcli.evaluation.ground_truth import open_eval_set
+
+    root = args.root
+    eval_split = args.eval_split or root / "eval_files.txt"
+    train_root = every_other_frame(root, args.out / "frame_step_2") if args.frame_step == 2 else root
+    train_split = None if args.frame_step == 2 else (args.train_split or root / "train_files.txt")
+    tag = f"{args.net}_{args.size[0]}x{args.size[1]}_lr{args.lr:g}_{args.steps}_s{args.seed}"
+    tag += ("_noautomask" if args.no_automask else "") + (f"_step{args.frame_step}" if args.frame_step > 1 else "")
+    tag += ("_bf16" if args.fast else "") + (f"_grmc{args.pretrain_steps}" if args.pretrain_steps else "")
+    run_dir = args.out / tag
+    cache = build_cache("kitti", train_root, args.out / f"train_{tag}.h5", split=train_split, size=args.size)
+    # the scored frames with their GT, validated every 50 steps: the learning curve (last.ckpt is what is scored)
+    eval_cache = build_cache("kitti", root, args.out / "eval.h5", split=eval_split)
+    encoder_init = args.encoder_init
+    if args.pretrain_steps:
+        encoder_init = pretrain_on_frames(root, args, run_dir / "pretrain")
+    overrides = {"data": str(cache), "size": args.size, "batch_size": args.batch_size, "lr": args.lr,
+                 "net": args.net, "seed": args.seed, "automask": not args.no_automask, "epochs": 1,
+                 "num_workers": 0, "save_every": 0, "channels_last": True, "amp": "bf16" if args.fast else "off",
+                 "encoder_init": str(encoder_init) if encoder_init else None, "val_data": str(eval_cache),
+                 "val_every": 50,
+                 **from_scratch_schedule(args.steps)}  # fmt: skip
+    config = build_selfsup_config(args.preset, overrides=overrides)
+    start = time.monotonic()
+    if not (run_dir / "last.ckpt").is_file():
+        frames = open_training_data(config, run_dir)
+        # one long epoch over the few frames repeated: a checkpoint at the end only, not every 2 steps
+        dataset = ConcatDataset([frames] * -(-args.steps * args.batch_size // len(frames)))
+        train(SelfSupTask.from_config(config), dataset, config, run_dir, progress=args.progress)
+    minutes = (time.monotonic() - start) / 60
+    eval_set = open_eval_set(root, eval_split, "kitti-eigen")
+    trained_net, _ = load_depth_model(run_dir / "last.ckpt")
+    untrained_net = SelfSupTask.from_config(config).networks["depth"]
+    row = {
+        "config": tag,
+        "steps": args.steps,
+        "minutes": minutes,
+        "frames_trained": len(open_training_data(config, run_dir)),
+    }
+    for name, net in (("trained", trained_net), ("untrained", untrained_net)):
+        (result,) = evaluate_model(net, eval_set, [args.size], config.min_depth, config.max_depth)
+        row[name] = result.summary()
+    constant = [np.ones(eval_set.load_gt(i).shape, np.float32) for i in range(len(eval_set))]
+    row["baseline"] = evaluate_predictions(constant, eval_set, EvalOptions(pred_type="depth")).summary()
+    trained, baseline = row["trained"]["abs_rel"], row["baseline"]["abs_rel"]
+    row["passed"] = trained <= 0.8 * baseline
+    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    row["curve"] = [[r["step"], r["val"]["abs_rel"]] for r in history if "val" in r]
+    print(
+        f"{tag}: abs_rel trained {trained:.3f}  untrained {row['untrained']['abs_rel']:.3f}  constant {baseline:.3f} "
+        f"(x{trained / baseline:.2f}; a1 {row['trained']['a1']:.3f} vs {row['baseline']['a1']:.3f})  "
+        f"{'PASSED' if row['passed'] else 'not passed'} (<= 0.8x the constant), {minutes:.1f} min"
+    )
+    (run_dir / "real.json").write_text(json.dumps(row, indent=2) + "\n")
+    return row
+
+
+def plot_real_curves(out: Path, path: Path) -> Path:
+    """Validation abs_rel against step for every `real` run under OUT, with the constant's level."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(p.read_text()) for p in sorted(out.glob("*/real.json"))]
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for row in rows:
+        steps, values = zip(*row["curve"], strict=True) if row["curve"] else ((), ())
+        axis.plot(steps, values, marker=".", label=f"{row['config']} ({row['trained']['abs_rel']:.3f})")
+    if rows:
+        axis.axhline(rows[0]["baseline"]["abs_rel"], color="grey", linestyle="--", label="constant prediction")
+        axis.axhline(0.8 * rows[0]["baseline"]["abs_rel"], color="grey", linestyle=":", label="0.8x constant (bar)")
+    axis.set_xlabel("training step")
+    axis.set_ylabel("abs_rel on the trained frames")
+    axis.set_title("Real KITTI frames: learning curves (Eigen, median-scaled)", fontsize="medium")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="x-small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path
+
+
+def every_other_frame(root: Path, out: Path) -> Path:
+    """A raw root whose drives hold every second frame of ROOT's (two drives: even and odd frames), linked.
+
+    Neighbours in it are two frames apart, so the training pairs see twice the camera motion.
+    """
+    from depthcli.data.kitti import check_kitti_root
+
+    root = check_kitti_root(root)
+    for date in sorted(p for p in root.iterdir() if p.is_dir()):
+        for drive in sorted(date.glob("*_sync")):
+            for parity in (0, 1):
+                number = int(drive.name.split("_drive_")[1][:4]) * 2 + parity + 1
+                target = out / date.name / f"{date.name}_drive_{number:04d}_sync"
+                for kind, pattern in (("image_02", "*.png"), ("velodyne_points", "*.bin")):
+                    files = sorted((drive / kind / "data").glob(pattern))[parity::2]
+                    (target / kind / "data").mkdir(parents=True, exist_ok=True)
+                    for index, path in enumerate(files):
+                        link = target / kind / "data" / f"{index:010d}{path.suffix}"
+                        if not link.exists():
+                            link.symlink_to(path.resolve())
+        for calib in date.glob("calib_*.txt"):
+            if not (out / date.name / calib.name).exists():
+                (out / date.name / calib.name).symlink_to(calib.resolve())
+    return out
+
+
+def pretrain_on_frames(root: Path, args, run_dir: Path) -> Path:
+    """GrMC-pretrain the net's encoder on ROOT's frames (no depth, no poses); returns encoder.ckpt."""
+    from torch.utils.data import ConcatDataset
+
+    from depthcli.config import build_config
+    from depthcli.engine.checkpoint import encoder_name_of, save_checkpoint
+    from depthcli.engine.pretrain import PretrainConfig, PretrainTask, build_pretrain_dataset
+    from depthcli.engine.pretrain import preset_values as pretrain_preset
+    from depthcli.engine.trainer import train
+    from depthcli.nets import build_depth_net
+
+    if (run_dir / "encoder.ckpt").is_file():
+        return run_dir / "encoder.ckpt"
+    batch = 16
+    config = build_config(PretrainConfig, pretrain_preset("grmc"), None, {
+        "encoder": encoder_name_of(build_depth_net(args.net)), "data": str(root), "dataset": "kitti",
+        "size": (args.size[1], args.size[1]), "batch_size": batch, "queue": 256, "lr": 1e-3, "epochs": 1,
+        "max_steps": args.pretrain_steps, "save_every": 0, "num_workers": 0, "seed": args.seed,
+    })  # fmt: skip
+    images = build_pretrain_dataset(config)
+    dataset = ConcatDataset([images] * -(-args.pretrain_steps * batch // len(images)))
+    task = PretrainTask.from_config(config)
+    train(task, dataset, config, run_dir, progress=args.progress)
+    return save_checkpoint(run_dir / "encoder.ckpt", task.encoder_payload())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -172,8 +327,34 @@ def main() -> None:
     good.add_argument("--lr", type=float, default=5e-4)
     good.add_argument("--small", action="store_true", help="the presets' recipes on the half-width nets")
     good.add_argument("--out", type=Path, default=None)
+    shared = Path(os.environ.get("DEPTHCLI_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    on_real = sub.add_parser("real")
+    on_real.add_argument("--root", type=Path, default=shared / "kitti_raw_mini", help="KITTI raw root")
+    on_real.add_argument("--train-split", type=Path, default=None, help="default ROOT/train_files.txt")
+    on_real.add_argument("--eval-split", type=Path, default=None, help="default ROOT/eval_files.txt")
+    on_real.add_argument("--preset", default="diffnet")
+    on_real.add_argument("--net", default="diffnet-small")
+    on_real.add_argument("--size", type=lambda text: parse_resolutions(text)[0], default=(320, 96))
+    on_real.add_argument("--steps", type=int, default=600)
+    on_real.add_argument("--batch-size", type=int, default=4)
+    on_real.add_argument("--lr", type=float, default=5e-4)
+    on_real.add_argument("--seed", type=int, default=0)
+    on_real.add_argument("--no-automask", action="store_true")
+    on_real.add_argument("--frame-step", type=int, choices=(1, 2), default=1)
+    on_real.add_argument("--pretrain-steps", type=int, default=0, help="GrMC on the same frames first")
+    on_real.add_argument("--encoder-init", type=Path, default=None)
+    on_real.add_argument("--fast", action="store_true", help="bf16 autocast (the fast CPU setting)")
+    on_real.add_argument("--progress", action="store_true")
+    on_real.add_argument("--out", type=Path, default=None)
+    on_real.add_argument("--plot", type=Path, default=None, help="curves of every run under --out (PNG)")
     args = parser.parse_args()
-    if args.mode == "throughput":
+    if args.mode == "real":
+        args.out = args.out or Path(tempfile.mkdtemp(prefix="bench_selfsup_real_"))
+        print(f"writing into {args.out}")
+        real(args)
+        if args.plot:
+            print(f"plot: {plot_real_curves(args.out, args.plot)}")
+    elif args.mode == "throughput":
         throughput(args.presets.split(","), parse_resolutions(args.sizes), args.batch_size, args.steps)
     else:
         out = args.out or Path(tempfile.mkdtemp(prefix="bench_selfsup_"))

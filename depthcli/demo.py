@@ -33,7 +33,9 @@ class DemoSettings:
     budget_minutes: float = 10.0
     world_size: tuple[int, int] = (416, 128)  # rendered frames (and GT) size
     train_size: tuple[int, int] = (192, 64)  # network input during training
+    preset: str = "radepth"  # the training recipe (depthcli.engine.selfsup.PRESETS)
     net: str = "radepth-small"  # RA-Depth on HRNet-W9: about 2x the steps per minute of the full net on CPU
+    max_steps: int = 0  # > 0: train exactly this many steps (benchmarks); 0: as many as the budget allows
     drives: int = 3  # the last drive is the held-out test drive
     frames_per_drive: int = 60
     batch_size: int = 4  # more, noisier steps beat fewer, smoother ones in a short budget (3 and 6 learned slower)
@@ -62,8 +64,8 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), log: 
         raise DepthcliError(f"--budget-minutes {settings.budget_minutes}: give a positive number of minutes")
     world = _synthesise_world(out_dir / "world", settings, log)
     train_cache, eval_cache = _build_caches(world, out_dir, settings, log)
-    checkpoint = _train(train_cache, out_dir / "run", settings, log)
-    summary = _evaluate(checkpoint, train_cache, eval_cache, world, settings, log)
+    checkpoint, training = _train(train_cache, out_dir / "run", settings, log)
+    summary = _evaluate(checkpoint, train_cache, eval_cache, world, settings, log) | {"training": training}
     sweep_files = _sweep(checkpoint, eval_cache, out_dir / "sweep", log)
     prediction_dir = _predict(checkpoint, world, out_dir / "predictions", settings, log)
     atomic_write_text(summary_path, json.dumps(summary, indent=2) + "\n")
@@ -100,7 +102,7 @@ def _selfsup_config(train_cache: Path, settings: DemoSettings, max_steps: int = 
     from depthcli.engine.selfsup import build_selfsup_config, from_scratch_schedule
 
     return build_selfsup_config(
-        "radepth",
+        settings.preset,
         overrides={
             "data": str(train_cache),
             "size": settings.train_size,
@@ -117,7 +119,10 @@ def _selfsup_config(train_cache: Path, settings: DemoSettings, max_steps: int = 
     )
 
 
-def _train(train_cache: Path, run_dir: Path, settings: DemoSettings, log: Log) -> Path:
+def _train(train_cache: Path, run_dir: Path, settings: DemoSettings, log: Log) -> tuple[Path, dict]:
+    """Train into `run_dir`; returns the last checkpoint and what was trained for how long (the summary's)."""
+    import time
+
     from depthcli.config import load_config_file
     from depthcli.engine.selfsup import run_selfsup
     from depthcli.engine.trainer import CONFIG_FILE, LAST_CHECKPOINT
@@ -125,14 +130,27 @@ def _train(train_cache: Path, run_dir: Path, settings: DemoSettings, log: Log) -
     resume = (run_dir / LAST_CHECKPOINT).is_file()
     if resume:  # the step budget chosen when this run started (the run's resolved config)
         steps = int(load_config_file(run_dir / CONFIG_FILE)["max_steps"])
+    elif settings.max_steps > 0:
+        steps = settings.max_steps
     else:
         seconds = _seconds_per_step(_selfsup_config(train_cache, settings))
         steps = max(1, int(settings.budget_minutes * 60 / seconds))
     verb = "resuming" if resume else "training"
     size, minutes = format_size(settings.train_size), settings.budget_minutes
-    log(f"train: {verb} RA-Depth ({settings.net}) at {size}, {steps} steps (~{minutes:g} min) -> {run_dir}")
+    log(f"train: {verb} {settings.preset} ({settings.net}) at {size}, {steps} steps (~{minutes:g} min) -> {run_dir}")
+    start = time.monotonic()
     result = run_selfsup(_selfsup_config(train_cache, settings, steps), run_dir, resume=resume, progress=True)
-    return result.last_checkpoint
+    training = {
+        "recipe": settings.preset,
+        "net": settings.net,
+        "size": format_size(settings.train_size),
+        "steps": result.steps,
+        "planned_steps": steps,
+        "minutes": round((time.monotonic() - start) / 60, 2),  # this session's training (a resume adds up)
+        "resumed": resume,
+        "stop_reason": result.stop_reason,
+    }
+    return result.last_checkpoint, training
 
 
 def _seconds_per_step(config, timed_steps: int = 4) -> float:

@@ -41,11 +41,11 @@ from selfsup_runs import (
     write_json,
 )
 
-from depthcli.sizes import parse_resolutions, parse_size
+from depthcli.sizes import HALF_RESOLUTION_LADDER, format_size, parse_resolutions, parse_size
 
 SMALL_NETS = {"monodepth2": "monodepth2", "diffnet": "diffnet-small", "radepth": "radepth-small"}
 FULL_NETS = {"monodepth2": "monodepth2", "diffnet": "diffnet", "radepth": "radepth"}
-DEFAULT_LADDER = "224x64,256x64,320x96,416x128,512x160"
+DEFAULT_LADDER = ",".join(format_size(size) for size in HALF_RESOLUTION_LADDER)
 
 
 def run(args) -> dict:

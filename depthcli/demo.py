@@ -21,7 +21,7 @@ import numpy as np
 
 from depthcli.atomic import atomic_write_text
 from depthcli.errors import DepthcliError
-from depthcli.sizes import RESOLUTION_LADDER, format_size
+from depthcli.sizes import HALF_RESOLUTION_LADDER, format_size
 
 Log = Callable[[str], None]
 
@@ -45,6 +45,7 @@ class DemoSettings:
     lr: float = 5e-4  # from scratch (no ImageNet weights): 1e-4 barely moves in the budget, 1e-3 oscillates
     seed: int = 0
     predict_frames: int = 4
+    sweep_sizes: tuple[tuple[int, int], ...] = HALF_RESOLUTION_LADDER  # RA-Depth's test ladder around 320x96
 
 
 @dataclass
@@ -69,7 +70,7 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), log: 
     train_cache, eval_cache = _build_caches(world, out_dir, settings, log)
     checkpoint, training = _train(train_cache, out_dir / "run", settings, log)
     summary = _evaluate(checkpoint, train_cache, eval_cache, world, settings, log) | {"training": training}
-    sweep_files = _sweep(checkpoint, eval_cache, out_dir / "sweep", log)
+    sweep_files = _sweep(checkpoint, eval_cache, out_dir / "sweep", settings.sweep_sizes, log)
     prediction_dir = _predict(checkpoint, world, out_dir / "predictions", settings, log)
     atomic_write_text(summary_path, json.dumps(summary, indent=2) + "\n")
     return DemoResult(out_dir, summary_path, summary, checkpoint, sweep_files, prediction_dir)
@@ -227,11 +228,11 @@ def _evaluate(
     return rows
 
 
-def _sweep(checkpoint: Path, eval_cache: Path, sweep_dir: Path, log: Log) -> dict[str, Path]:
+def _sweep(checkpoint: Path, eval_cache: Path, sweep_dir: Path, sizes, log: Log) -> dict[str, Path]:
     from depthcli.evaluation.sweep import run_sweep
 
-    log(f"sweep: {', '.join(format_size(size) for size in RESOLUTION_LADDER)} -> {sweep_dir}")
-    _, files = run_sweep([checkpoint], eval_cache, None, sweep_dir, resolutions=RESOLUTION_LADDER)
+    log(f"sweep: {', '.join(format_size(size) for size in sizes)} -> {sweep_dir}")
+    _, files = run_sweep([checkpoint], eval_cache, None, sweep_dir, resolutions=list(sizes))
     return files
 
 

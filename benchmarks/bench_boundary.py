@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1", type=lambda text: [int(s) for s in text.split(",")])
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--size", type=parse_size, default=(320, 96), help="training (and evaluation) size")
-    parser.add_argument("--fast", action="store_true", help="bf16 autocast + channels-last (the fast CPU setting)")
+    parser.add_argument("--fast", action="store_true", help="--amp auto + channels-last (the fast CPU setting)")
     parser.add_argument("--out", type=Path, default=None, help="worlds and runs (reused when run again)")
     parser.add_argument("--results", type=Path, default=None, help="copy the table (JSON) and plot (PNG) here")
     args = parser.parse_args()

@@ -1,10 +1,12 @@
 """Cache vs raw-folder loading speed and reader memory (a script, not a test).
 
-    python benchmarks/bench_cache.py [--frames 200,800] [--workers 2] [--batch 12] [--kitti DIR]
+    python benchmarks/bench_cache.py [--frames 200,800] [--workers 2] [--batch 12] [--rounds 3] [--kitti DIR]
 
 Builds a bigger KITTI raw layout by repeating the real sample's frames (symlinks, so decoding cost is
 real), packs it into a 640x192 training cache, then times one epoch through a DataLoader that
-(a) reads the cache (`CachedKittiDataset`) and (b) decodes + resizes the same PNGs from the raw folder
+(a) reads the cache (`CachedKittiDataset` as training opens it: images handed over as uint8, turned
+into float32 [0, 1] in the main process afterwards, as the training loop does on its device; that
+conversion is timed) and (b) decodes + resizes the same PNGs from the raw folder into float32 samples
 with the same workers. Each run is a fresh subprocess so its peak RSS (reader + workers, from
 `resource.getrusage`) is its own; two dataset sizes show whether it grows with the data.
 """
@@ -14,13 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sidebyside import Side, alternate, kitti_sample_root, load_line, ratios  # noqa: E402
+
 DRIVE = "2011_09_26/2011_09_26_drive_0000_sync"
 SIZE = (640, 192)
 
@@ -75,13 +80,17 @@ def run_reader(mode: str, path: Path, split: Path, workers: int, batch: int) -> 
     """One epoch in this process; returns samples/s and peak RSS of this process and of its workers."""
     import torch
 
+    from depthcli.data.augment import as_float_image
     from depthcli.data.datasets import CachedKittiDataset
 
     torch.set_num_threads(1)
-    dataset = CachedKittiDataset(path) if mode == "cache" else _raw_dataset(path, split)
+    dataset = CachedKittiDataset(path, uint8_images=True) if mode == "cache" else _raw_dataset(path, split)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, num_workers=workers, shuffle=True)
     start = time.perf_counter()
-    count = sum(len(b[("color", 0, 0)]) for b in loader)
+    count = 0
+    for batch_dict in loader:
+        images = {key: as_float_image(value) for key, value in batch_dict.items() if isinstance(key, tuple)}
+        count += len(images[("color", 0, 0)])
     elapsed = time.perf_counter() - start
     main_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     workers_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -94,7 +103,8 @@ def main() -> None:
     parser.add_argument("--frames", default="200,800", help="dataset sizes (frames) to compare")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=12)
-    parser.add_argument("--kitti", type=Path, default=REPO.parent / "shared" / "data" / "kitti_raw_mini")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating cache/raw epochs per dataset size")
+    parser.add_argument("--kitti", type=Path, default=kitti_sample_root(), help="KITTI raw root")
     parser.add_argument("--reader", nargs=4, metavar=("MODE", "PATH", "SPLIT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.reader:
@@ -103,30 +113,43 @@ def main() -> None:
         Path(out).write_text(json.dumps(result))
         return
 
-    from depthcli.data.cache import build_cache
-
-    print(f"workers={args.workers} batch={args.batch} size={SIZE[0]}x{SIZE[1]}")
+    print(f"workers={args.workers} batch={args.batch} size={SIZE[0]}x{SIZE[1]}, {load_line()}")
     with tempfile.TemporaryDirectory() as tmp:
         for n_frames in (int(n) for n in args.frames.split(",")):
-            raw = Path(tmp) / f"raw{n_frames}"
-            split = make_raw_layout(args.kitti, raw, n_frames)
-            start = time.perf_counter()
-            cache = build_cache("kitti", raw, Path(tmp) / f"cache{n_frames}.h5", split=split, size=SIZE)
-            build_s = time.perf_counter() - start
-            results = {}
-            for mode, path in (("cache", cache), ("raw", raw)):
-                out = Path(tmp) / f"{mode}{n_frames}.json"
-                command = [sys.executable, __file__, "--workers", str(args.workers), "--batch", str(args.batch),
-                           "--reader", mode, str(path), str(split), str(out)]  # fmt: skip
-                subprocess.run(command, check=True)
-                results[mode] = json.loads(out.read_text())
-            speedup = results["cache"]["samples_per_s"] / results["raw"]["samples_per_s"]
-            print(f"{n_frames} frames (cache built in {build_s:.1f} s, {cache.stat().st_size / 2**20:.0f} MiB):")
-            for mode, r in results.items():
-                rate = f"{r['samples_per_s']:8.1f} samples/s  ({r['samples']} in {r['seconds']:.1f} s)"
-                memory = f"peak RSS main {r['peak_rss_main_mb']:.0f} MiB, worker {r['peak_rss_worker_mb']:.0f} MiB"
-                print(f"  {mode:5s} {rate}  {memory}")
-            print(f"  speed-up cache/raw: {speedup:.1f}x")
+            compare(n_frames, args, Path(tmp) / str(n_frames))
+        print(load_line())
+
+
+def compare(n_frames: int, args, tmp: Path) -> None:
+    """Build the raw layout and its cache for `n_frames`, then alternate cache and raw epochs."""
+    from depthcli.data.cache import build_cache
+
+    raw = tmp / "raw"
+    split = make_raw_layout(args.kitti, raw, n_frames)
+    start = time.perf_counter()
+    cache = build_cache("kitti", raw, tmp / "cache.h5", split=split, size=SIZE)
+    build_s = time.perf_counter() - start
+    results: dict[str, list[dict]] = {"cache": [], "raw": []}
+
+    def epoch(mode: str, path: Path) -> float:
+        out = tmp / f"{mode}.json"
+        command = [sys.executable, __file__, "--workers", str(args.workers), "--batch", str(args.batch),
+                   "--reader", mode, str(path), str(split), str(out)]  # fmt: skip
+        subprocess.run(command, check=True)
+        results[mode].append(json.loads(out.read_text()))
+        return results[mode][-1]["seconds"] / results[mode][-1]["samples"]
+
+    sides = [Side("cache", lambda: epoch("cache", cache)), Side("raw", lambda: epoch("raw", raw))]
+    print(f"{n_frames} frames (cache built in {build_s:.1f} s, {cache.stat().st_size / 2**20:.0f} MiB):")
+    alternate(sides, args.rounds)
+    for mode, runs in results.items():
+        rate = statistics.median(r["samples_per_s"] for r in runs)
+        memory = f"peak RSS main {max(r['peak_rss_main_mb'] for r in runs):.0f} MiB, "
+        memory += f"worker {max(r['peak_rss_worker_mb'] for r in runs):.0f} MiB"
+        print(f"  {mode:5s} {rate:8.1f} samples/s (median)  {memory}")
+    speedups = ratios(sides[1], sides[0])
+    rounds = ", ".join(f"{value:.1f}" for value in speedups)
+    print(f"  speed-up cache/raw: {statistics.median(speedups):.1f}x (rounds: {rounds})")
 
 
 if __name__ == "__main__":

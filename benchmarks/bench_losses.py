@@ -7,22 +7,25 @@ Mirrors the trainer's use at batch 12 with 3 source frames:
 A last line per size times min_reprojection_loss alone: the most a fused min/automask kernel could save.
 Target on an H100: kernel >= 3x faster and <= 1/2 the peak memory of the reference.
 
-Usage: python benchmarks/bench_losses.py [--warmup 5] [--iters 20] [--sizes 640x192,1024x320]
+Usage: python benchmarks/bench_losses.py [--warmup 5] [--iters 20] [--sizes 640x192,1024x320] [--json OUT]
 Without CUDA it exits with status 2; `--interpret-check` then runs a tiny CPU check of the kernel
-through triton's interpreter instead.
+through triton's interpreter instead, and `--device cpu` runs the timing code on CPU as a smoke test
+(the reference only, unless triton's interpreter is on; peak memory is not measured there).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
-from depthcli.losses.photometric import min_reprojection_loss, photometric_error
+from depthcli.losses.photometric import _kernel_runs_on, min_reprojection_loss, photometric_error
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -33,9 +36,9 @@ def parse_size(text: str) -> tuple[int, int]:
 Step = Callable[[bool], None]
 
 
-def error_step(batch: int, sources: int, width: int, height: int) -> tuple[Step, list[torch.Tensor]]:
-    warped = torch.rand(batch * sources, 3, height, width, device="cuda", requires_grad=True)
-    target = torch.rand(batch * sources, 3, height, width, device="cuda")
+def error_step(batch: int, sources: int, width: int, height: int, device: str) -> tuple[Step, list[torch.Tensor]]:
+    warped = torch.rand(batch * sources, 3, height, width, device=device, requires_grad=True)
+    target = torch.rand(batch * sources, 3, height, width, device=device)
 
     def step(use_kernel: bool) -> None:
         photometric_error(warped, target, use_kernel=use_kernel).mean().backward()
@@ -43,11 +46,11 @@ def error_step(batch: int, sources: int, width: int, height: int) -> tuple[Step,
     return step, [warped]
 
 
-def trainer_step(batch: int, sources: int, width: int, height: int) -> tuple[Step, list[torch.Tensor]]:
-    target = torch.rand(batch, 3, height, width, device="cuda")
-    unwarped = [torch.rand(batch, 3, height, width, device="cuda") for _ in range(sources)]
-    warped = [torch.rand(batch, 3, height, width, device="cuda", requires_grad=True) for _ in range(sources)]
-    generator = torch.Generator(device="cuda").manual_seed(0)
+def trainer_step(batch: int, sources: int, width: int, height: int, device: str) -> tuple[Step, list[torch.Tensor]]:
+    target = torch.rand(batch, 3, height, width, device=device)
+    unwarped = [torch.rand(batch, 3, height, width, device=device) for _ in range(sources)]
+    warped = [torch.rand(batch, 3, height, width, device=device, requires_grad=True) for _ in range(sources)]
+    generator = torch.Generator(device=device).manual_seed(0)
 
     def step(use_kernel: bool) -> None:
         reprojection = torch.cat([photometric_error(w, target, use_kernel=use_kernel) for w in warped], 1)
@@ -60,7 +63,7 @@ def trainer_step(batch: int, sources: int, width: int, height: int) -> tuple[Ste
 
 
 def measure(step: Step, leaves: list[torch.Tensor], use_kernel: bool, warmup: int, iters: int) -> tuple[float, float]:
-    """(milliseconds per forward+backward, peak MiB allocated above the inputs) on CUDA.
+    """(milliseconds per forward+backward, peak MiB allocated above the inputs; NaN on CPU).
 
     Gradients of the leaves are dropped before each step, so the peak includes allocating them.
     """
@@ -74,6 +77,11 @@ def measure(step: Step, leaves: list[torch.Tensor], use_kernel: bool, warmup: in
         fresh_step()
     for leaf in leaves:
         leaf.grad = None
+    if not leaves[0].is_cuda:
+        start = time.perf_counter()
+        for _ in range(iters):
+            fresh_step()
+        return 1000 * (time.perf_counter() - start) / iters, float("nan")
     torch.cuda.synchronize()
     baseline = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
@@ -87,11 +95,11 @@ def measure(step: Step, leaves: list[torch.Tensor], use_kernel: bool, warmup: in
     return start.elapsed_time(end) / iters, peak_mib
 
 
-def time_min_reprojection(batch: int, sources: int, width: int, height: int, warmup: int, iters: int) -> float:
+def time_min_reprojection(batch: int, sources: int, width: int, height: int, warmup: int, iters: int, device: str):
     """Milliseconds of automasked min-reprojection alone: what a fused min/automask kernel could save at most."""
-    reprojection = torch.rand(batch, sources, height, width, device="cuda", requires_grad=True)
-    identity = torch.rand(batch, sources, height, width, device="cuda")
-    generator = torch.Generator(device="cuda").manual_seed(0)
+    reprojection = torch.rand(batch, sources, height, width, device=device, requires_grad=True)
+    identity = torch.rand(batch, sources, height, width, device=device)
+    generator = torch.Generator(device=device).manual_seed(0)
 
     def step(use_kernel: bool) -> None:
         min_reprojection_loss(reprojection, identity, generator=generator)[0].mean().backward()
@@ -99,21 +107,28 @@ def time_min_reprojection(batch: int, sources: int, width: int, height: int, war
     return measure(step, [reprojection], False, warmup, iters)[0]
 
 
-def run_benchmark(args: argparse.Namespace) -> None:
-    print(f"device: {torch.cuda.get_device_name()}  batch {args.batch}, {args.sources} sources, "
-          f"warmup {args.warmup}, iters {args.iters}")  # fmt: skip
+def run_benchmark(args: argparse.Namespace) -> list[dict]:
+    device = args.device
+    name = torch.cuda.get_device_name() if device == "cuda" else "cpu (smoke run: timings have no meaning here)"
+    print(f"device: {name}  batch {args.batch}, {args.sources} sources, warmup {args.warmup}, iters {args.iters}")
     header = (
         f"{'size':>9} {'case':>8} {'ref ms':>8} {'kernel ms':>9} {'speedup':>7} "
         f"{'ref MiB':>8} {'kernel MiB':>10} {'mem ratio':>9}"
     )
     print(header)
     print("-" * len(header))
+    with_kernel = _kernel_runs_on(torch.empty(0, device=device))
+    rows = []
     for size in args.sizes.split(","):
         width, height = parse_size(size)
         for case, build in (("error", error_step), ("trainer", trainer_step)):
-            step, leaves = build(args.batch, args.sources, width, height)
+            step, leaves = build(args.batch, args.sources, width, height, device)
             ref_ms, ref_mib = measure(step, leaves, False, args.warmup, args.iters)
-            ker_ms, ker_mib = measure(step, leaves, True, args.warmup, args.iters)
+            ker_ms, ker_mib = measure(step, leaves, True, args.warmup, args.iters) if with_kernel else (ref_ms, ref_mib)
+            on_gpu = device == "cuda"  # no peak memory on CPU: None in the JSON
+            kernel = {"kernel_ms": ker_ms, "kernel_mib": ker_mib if on_gpu else None} if with_kernel else {}
+            row = {"size": size, "case": case, "reference_ms": ref_ms, "reference_mib": ref_mib if on_gpu else None}
+            rows.append(row | kernel)
             print(
                 f"{size:>9} {case:>8} {ref_ms:8.2f} {ker_ms:9.2f} {ref_ms / ker_ms:6.2f}x "
                 f"{ref_mib:8.0f} {ker_mib:10.0f} {ker_mib / ref_mib:9.2f}"
@@ -121,11 +136,15 @@ def run_benchmark(args: argparse.Namespace) -> None:
             if case == "trainer":
                 trainer_kernel_ms = ker_ms
             del step, leaves
-            torch.cuda.empty_cache()
-        minrep_ms = time_min_reprojection(args.batch, args.sources, width, height, args.warmup, args.iters)
+            if device == "cuda":
+                torch.cuda.empty_cache()
+        minrep_ms = time_min_reprojection(args.batch, args.sources, width, height, args.warmup, args.iters, device)
         share = 100 * minrep_ms / trainer_kernel_ms
         print(f"{size:>9} min_reprojection_loss alone (reference, fwd+bwd): {minrep_ms:.3f} ms = "
               f"{share:.1f}% of the kernel trainer step (upper bound for fusing it)")  # fmt: skip
+    if not with_kernel:
+        print("(no kernel here: the kernel columns repeat the reference)")
+    return rows
 
 
 def interpret_check() -> None:
@@ -158,9 +177,16 @@ def main() -> None:
     parser.add_argument("--sources", type=int, default=3)
     parser.add_argument("--sizes", default="640x192,1024x320", help="comma-separated WxH (default 640x192,1024x320)")
     parser.add_argument("--interpret-check", action="store_true", help="without CUDA: tiny CPU interpreter check")
+    parser.add_argument("--device", choices=("cuda", "cpu"), default=None, help="cpu: smoke-run the timing code")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     args = parser.parse_args()
-    if torch.cuda.is_available():
-        run_benchmark(args)
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else None)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("bench_losses: --device cuda but no CUDA device is available")
+    if args.device is not None:
+        rows = run_benchmark(args)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
     elif args.interpret_check:
         interpret_check()
     else:

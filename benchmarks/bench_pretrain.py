@@ -32,14 +32,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
+from depthcli.checkpoints import save_checkpoint
 from depthcli.config import build_config
 from depthcli.data.cache import build_cache
 from depthcli.data.datasets import CachedNyuDataset
-from depthcli.engine.checkpoint import encoder_name_of, save_checkpoint
-from depthcli.engine.pretrain import PretrainConfig, PretrainTask, build_pretrain_dataset
-from depthcli.engine.pretrain import preset_values as pretrain_preset
+from depthcli.engine.pretrain import PretrainTask, build_pretrain_dataset
 from depthcli.engine.supervised import (
-    SupervisedConfig,
     SupervisedTask,
     evaluate_nyu,
     labelled_subset,
@@ -47,7 +45,9 @@ from depthcli.engine.supervised import (
 )
 from depthcli.engine.trainer import train
 from depthcli.nets import build_depth_net
-from depthcli.sizes import parse_size
+from depthcli.nets.loading import encoder_name_of
+from depthcli.recipe_configs import PRETRAIN, SupervisedConfig
+from depthcli.sizes import parse_image_size, parse_size
 from depthcli.synth import synth_nyu
 
 METHODS = ("gradient", "moco", "random")
@@ -63,11 +63,9 @@ def pretrain(args, key: str, cache: Path, run_dir: Path, encoder: str, device: s
     """Pretrain `encoder` with `key` ("gradient"/"rgb"); returns (encoder.ckpt, images per second)."""
     if (run_dir / "encoder.ckpt").is_file():
         return run_dir / "encoder.ckpt", float("nan")
-    config = build_config(
-        PretrainConfig,
-        pretrain_preset("grmc" if key == "gradient" else "moco"),
-        None,
-        {
+    config = PRETRAIN.build_config(
+        "grmc" if key == "gradient" else "moco",
+        overrides={
             "encoder": encoder,
             "data": str(cache),
             "dataset": "nyu",
@@ -142,7 +140,7 @@ def constant_baseline(cache: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=48)
-    parser.add_argument("--image-size", type=parse_size_any, default=(128, 96))
+    parser.add_argument("--image-size", type=parse_image_size, default=(128, 96))
     parser.add_argument("--net", default="monodepth2", help="depth net fine-tuned (its encoder is pretrained)")
     parser.add_argument("--pretrain-steps", type=int, default=50)
     parser.add_argument("--pretrain-size", type=parse_size, default=(64, 64))
@@ -226,10 +224,6 @@ def summarise(results: list[dict], methods: list[str], fractions: list[float]) -
                 row[f"{metric}_range"] = [float(values.min()), float(values.max())]
             rows.append(row)
     return rows
-
-
-def parse_size_any(text: str) -> tuple[int, int]:
-    return parse_size(text, multiple=1)
 
 
 def _plain(values: dict) -> dict:

@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--size", type=parse_size, default=(320, 96), help="training size")
     parser.add_argument("--ladder", type=parse_resolutions, default=parse_resolutions(DEFAULT_LADDER))
-    parser.add_argument("--fast", action="store_true", help="bf16 autocast + channels-last (the fast CPU setting)")
+    parser.add_argument("--fast", action="store_true", help="--amp auto + channels-last (the fast CPU setting)")
     parser.add_argument("--full-nets", action="store_true", help="diffnet/radepth on HRNet-18 instead of HRNet-W9")
     parser.add_argument("--out", type=Path, default=None, help="worlds and runs (reused when run again)")
     parser.add_argument("--results", type=Path, default=None, help="copy the table (JSON) and plot (PNG) here")

@@ -1,7 +1,7 @@
 """Self-supervised training: throughput per preset, and the quality bar of issue 4.
 
     python benchmarks/bench_selfsup.py throughput --sizes 640x192,320x96 --batch-size 4
-    python benchmarks/bench_selfsup.py quality --steps 1200 --presets radepth,diffnet --small
+    python benchmarks/bench_selfsup.py quality --steps 1200 --presets radepth,diffnet --small [--amp auto|off]
     python benchmarks/bench_selfsup.py real --preset diffnet --net diffnet-small --steps 600
 
 `throughput`: train steps on a fixed synthetic batch (the recipe's full loss, optimizer step
@@ -13,7 +13,8 @@ median-scaled abs_rel on the held-out drive with the same net untrained and with
 training depth" prediction. The bar: trained <= 0.5 x untrained and clearly better than the
 baseline (read as >= 20 % lower abs_rel; an untrained net that is worse than the constant makes the
 first half easy, so both are printed). `--small` trains each preset's recipe on its half-width
-HRNet-W9 net (`radepth-small`, `diffnet-small`), as `depthcli demo` does on a CPU. Training runs at
+HRNet-W9 net (`radepth-small`, `diffnet-small`), as `depthcli demo` does on a CPU. `--amp` sets the
+networks' precision (default auto: bf16 where the CPU has it natively; off: float32). Training runs at
 320x96 by default: at the demo's 192x64 a facade 25 m ahead moves under a pixel per frame, the
 photometric loss cannot tell it from the sky, and diffnet-small ended worse than the baseline.
 
@@ -40,15 +41,10 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from depthcli.engine.selfsup import (
-    SelfSupTask,
-    build_selfsup_config,
-    from_scratch_schedule,
-    preset_values,
-    run_selfsup,
-    training_transform,
-)
+from depthcli.engine.runner import run_recipe
+from depthcli.engine.selfsup import SELFSUP_RECIPE, SelfSupTask, from_scratch_schedule, training_transform
 from depthcli.geometry import intrinsics_from_normalised
+from depthcli.recipe_configs import SELFSUP
 from depthcli.sizes import parse_resolutions
 
 KITTI_K = torch.tensor([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
@@ -73,7 +69,7 @@ def throughput(presets: list[str], sizes: list[tuple[int, int]], batch_size: int
     rows = []
     for preset in presets:
         for size in sizes:
-            config = build_selfsup_config(preset, overrides={"size": size})
+            config = SELFSUP.build_config(preset, overrides={"size": size})
             torch.manual_seed(0)
             task = SelfSupTask(config)
             optimizer = torch.optim.Adam(task.parameters(), lr=1e-4)
@@ -122,10 +118,11 @@ def quality(
     out: Path,
     world_size: tuple[int, int],
     small: bool = False,
+    amp: str = "auto",
 ):
-    from depthcli.engine.checkpoint import load_depth_model
+    from depthcli.evaluation.eval_sets import open_eval_set
     from depthcli.evaluation.evaluate import EvalOptions, evaluate_model, evaluate_predictions
-    from depthcli.evaluation.ground_truth import open_eval_set
+    from depthcli.nets.loading import load_depth_model
     from depthcli.synth import synth_kitti
 
     train_root, test_root = out / "world_train", out / "world_test"
@@ -137,14 +134,15 @@ def quality(
     for preset in presets:
         overrides = {"data": str(train_root), "split": str(_all_frames_split(train_root)), "size": size,
                      "batch_size": batch_size, "epochs": 1000, "num_workers": 0, "save_every": 100,
-                     "channels_last": True, "lr": lr, **from_scratch_schedule(steps)}  # fmt: skip
+                     "amp": amp, "lr": lr, **from_scratch_schedule(steps)}  # fmt: skip
         if small:
-            overrides["net"] = f"{preset_values(preset)['net']}-small"
-        config = build_selfsup_config(preset, overrides=overrides)
+            overrides["net"] = f"{SELFSUP.preset_values(preset)['net']}-small"
+        config = SELFSUP.build_config(preset, overrides=overrides)
         start = time.monotonic()
-        result = run_selfsup(config, out / f"run_{config.net}_lr{lr:g}", progress=True)
-        model, saved = load_depth_model(result.last_checkpoint)
-        trained = evaluate_model(model, eval_set, [size], saved["min_depth"], saved["max_depth"])[0].summary()
+        run = out / f"run_{config.net}_lr{lr:g}_amp{amp}"
+        result = run_recipe(SELFSUP_RECIPE, config, run, progress=True).train
+        model = load_depth_model(result.last_checkpoint)
+        trained = evaluate_model(model.net, eval_set, [size], model.min_depth, model.max_depth)[0].summary()
         untrained_net = SelfSupTask.from_config(config).networks["depth"]  # the trained net's own initial weights
         untrained = evaluate_model(untrained_net, eval_set, [size], config.min_depth, config.max_depth)[0].summary()
         table[preset] = {"steps": result.steps, "minutes": (time.monotonic() - start) / 60,
@@ -170,11 +168,11 @@ def real(args) -> dict:
     from torch.utils.data import ConcatDataset
 
     from depthcli.data.cache import build_cache
-    from depthcli.engine.checkpoint import load_depth_model
-    from depthcli.engine.selfsup import open_training_data
+    from depthcli.engine.selfsup import open_training_data, open_validation_data
     from depthcli.engine.trainer import train
     from depthcli.evaluation.evaluate import EvalOptions, evaluate_model, evaluate_predictions
     from depthcli.evaluation.ground_truth import open_eval_set
+    from depthcli.nets.loading import load_depth_model
 
     root = args.root
     eval_split = args.eval_split or root / "eval_files.txt"
@@ -182,7 +180,8 @@ def real(args) -> dict:
     train_split = None if args.frame_step == 2 else (args.train_split or root / "train_files.txt")
     tag = f"{args.net}_{args.size[0]}x{args.size[1]}_lr{args.lr:g}_{args.steps}_s{args.seed}"
     tag += ("_noautomask" if args.no_automask else "") + (f"_step{args.frame_step}" if args.frame_step > 1 else "")
-    tag += ("_bf16" if args.fast else "") + (f"_grmc{args.pretrain_steps}" if args.pretrain_steps else "")
+    tag += f"_{args.amp}" if args.amp != "auto" else ""
+    tag += f"_grmc{args.pretrain_steps}" if args.pretrain_steps else ""
     run_dir = args.out / tag
     cache = build_cache("kitti", train_root, args.out / f"train_{tag}.h5", split=train_split, size=args.size)
     # the scored frames with their GT, validated every 50 steps: the learning curve (last.ckpt is what is scored)
@@ -192,20 +191,21 @@ def real(args) -> dict:
         encoder_init = pretrain_on_frames(root, args, run_dir / "pretrain")
     overrides = {"data": str(cache), "size": args.size, "batch_size": args.batch_size, "lr": args.lr,
                  "net": args.net, "seed": args.seed, "automask": not args.no_automask, "epochs": 1,
-                 "num_workers": 0, "save_every": 0, "channels_last": True, "amp": "bf16" if args.fast else "off",
+                 "num_workers": 0, "save_every": 0, "amp": args.amp,
                  "encoder_init": str(encoder_init) if encoder_init else None, "val_data": str(eval_cache),
                  "val_every": 50,
                  **from_scratch_schedule(args.steps)}  # fmt: skip
-    config = build_selfsup_config(args.preset, overrides=overrides)
+    config = SELFSUP.build_config(args.preset, overrides=overrides)
     start = time.monotonic()
     if not (run_dir / "last.ckpt").is_file():
         frames = open_training_data(config, run_dir)
         # one long epoch over the few frames repeated: a checkpoint at the end only, not every 2 steps
         dataset = ConcatDataset([frames] * -(-args.steps * args.batch_size // len(frames)))
-        train(SelfSupTask.from_config(config), dataset, config, run_dir, progress=args.progress)
+        task = SelfSupTask.from_config(config)
+        train(task, dataset, config, run_dir, val_set=open_validation_data(config), progress=args.progress)
     minutes = (time.monotonic() - start) / 60
     eval_set = open_eval_set(root, eval_split, "kitti-eigen")
-    trained_net, _ = load_depth_model(run_dir / "last.ckpt")
+    trained_net = load_depth_model(run_dir / "last.ckpt").net
     untrained_net = SelfSupTask.from_config(config).networks["depth"]
     row = {
         "config": tag,
@@ -287,17 +287,17 @@ def pretrain_on_frames(root: Path, args, run_dir: Path) -> Path:
     """GrMC-pretrain the net's encoder on ROOT's frames (no depth, no poses); returns encoder.ckpt."""
     from torch.utils.data import ConcatDataset
 
-    from depthcli.config import build_config
-    from depthcli.engine.checkpoint import encoder_name_of, save_checkpoint
-    from depthcli.engine.pretrain import PretrainConfig, PretrainTask, build_pretrain_dataset
-    from depthcli.engine.pretrain import preset_values as pretrain_preset
+    from depthcli.checkpoints import save_checkpoint
+    from depthcli.engine.pretrain import PretrainTask, build_pretrain_dataset
     from depthcli.engine.trainer import train
     from depthcli.nets import build_depth_net
+    from depthcli.nets.loading import encoder_name_of
+    from depthcli.recipe_configs import PRETRAIN
 
     if (run_dir / "encoder.ckpt").is_file():
         return run_dir / "encoder.ckpt"
     batch = 16
-    config = build_config(PretrainConfig, pretrain_preset("grmc"), None, {
+    config = PRETRAIN.build_config("grmc", overrides={
         "encoder": encoder_name_of(build_depth_net(args.net)), "data": str(root), "dataset": "kitti",
         "size": (args.size[1], args.size[1]), "batch_size": batch, "queue": 256, "lr": 1e-3, "epochs": 1,
         "max_steps": args.pretrain_steps, "save_every": 0, "num_workers": 0, "seed": args.seed,
@@ -326,6 +326,7 @@ def main() -> None:
     good.add_argument("--batch-size", type=int, default=4)
     good.add_argument("--lr", type=float, default=5e-4)
     good.add_argument("--small", action="store_true", help="the presets' recipes on the half-width nets")
+    good.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"), help="network precision")
     good.add_argument("--out", type=Path, default=None)
     shared = Path(os.environ.get("DEPTHCLI_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     on_real = sub.add_parser("real")
@@ -343,7 +344,7 @@ def main() -> None:
     on_real.add_argument("--frame-step", type=int, choices=(1, 2), default=1)
     on_real.add_argument("--pretrain-steps", type=int, default=0, help="GrMC on the same frames first")
     on_real.add_argument("--encoder-init", type=Path, default=None)
-    on_real.add_argument("--fast", action="store_true", help="bf16 autocast (the fast CPU setting)")
+    on_real.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"), help="network precision")
     on_real.add_argument("--progress", action="store_true")
     on_real.add_argument("--out", type=Path, default=None)
     on_real.add_argument("--plot", type=Path, default=None, help="curves of every run under --out (PNG)")
@@ -360,7 +361,7 @@ def main() -> None:
         out = args.out or Path(tempfile.mkdtemp(prefix="bench_selfsup_"))
         print(f"writing into {out}")
         quality(args.presets.split(","), args.steps, args.frames, parse_resolutions(args.size)[0],
-                args.batch_size, args.lr, out, parse_resolutions(args.world_size)[0], args.small)  # fmt: skip
+                args.batch_size, args.lr, out, parse_resolutions(args.world_size)[0], args.small, args.amp)  # fmt: skip
 
 
 if __name__ == "__main__":

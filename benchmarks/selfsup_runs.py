@@ -6,8 +6,8 @@ functions. A finished run leaves `bench_run.json` (command, wall time, CPU share
 and is reused by later invocations into the same `--out`, so a long benchmark can be stopped and started
 again without losing finished runs.
 
-`fast=True` is the fast CPU setting: bf16 autocast for the networks (loss maths stay float32) with
-channels-last tensors; `fast=False` is float32 with channels-last.
+`fast=True` is the fast CPU setting (`--amp auto`: bf16 autocast for the networks where the CPU does bf16
+natively, loss maths in float32) with channels-last tensors; `fast=False` is float32 with channels-last.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def train_run(
         "num_workers": 0,
         "save_every": 200,
         "channels_last": True,
-        "amp": "bf16" if fast else "off",
+        "amp": "auto" if fast else "off",
         **(config or {}),
     }
     config_file = run_dir / "bench_config.json"

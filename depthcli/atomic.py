@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from depthcli.errors import DepthcliError
+from depthcli.paths import check_output_file
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
     """The process umask, read from /proc where possible (no window in which another thread sees umask 0).
 
     Elsewhere POSIX only lets us read it by setting it, so it is set back at once.
@@ -36,7 +37,7 @@ def _final_mode(final_path: Path) -> int:
     try:
         return final_path.stat().st_mode & 0o7777
     except FileNotFoundError:
-        return 0o666 & ~_current_umask()
+        return 0o666 & ~current_umask()
 
 
 @contextlib.contextmanager
@@ -45,9 +46,10 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
 
     On any exception (including KeyboardInterrupt) the temporary file is removed and the previous
     `final_path`, if any, is left untouched. The temp file lives in the same directory so that
-    `os.replace` is a rename on one filesystem.
+    `os.replace` is a rename on one filesystem. A folder, device or pipe at `final_path` is refused:
+    the rename would replace it.
     """
-    final_path = Path(final_path)
+    final_path = check_output_file(final_path)
     directory = final_path.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)

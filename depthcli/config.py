@@ -2,17 +2,19 @@
 
 The resolved config is a plain dict (`config_to_dict`) saved in the run directory and inside every
 checkpoint, so a checkpoint alone rebuilds its model. Config files are flat tables whose keys are the
-dataclass fields: TOML (`tomllib`), JSON, or YAML when `pyyaml` happens to be installed.
+dataclass fields: TOML (`tomllib`), JSON or YAML. Fields declared with `setting` carry their help text,
+from which the command line draws its flags (`depthcli.cli.config_flags`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,13 +22,36 @@ from depthcli.atomic import atomic_write_text
 from depthcli.errors import DepthcliError
 
 ConfigT = TypeVar("ConfigT")
+# config.json's list of the commands that ran the run (depthcli.provenance records); not a config key, so
+# reading a run's config.json back with --config skips it.
+PROVENANCE_KEY = "provenance"
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    flag: bool = False,
+    none: str | None = None,
+    parse: Callable[[str], Any] | None = None,
+    path: bool = False,
+) -> Any:
+    """A config field with its help text (one source for the dataclass, `--help` and the docs).
+
+    `flag=True` gives the field a command-line flag of its own (every field can also be set with
+    `--set key=value`); `none` says what a `None` default means; `parse` turns the flag's text into
+    the value (e.g. `parse_size` for `640x192`); `path=True` marks a file or folder, stored absolute
+    (`absolute_paths`) so that a run resumes from any working directory.
+    """
+    metadata = {"help": help, "flag": flag, "none": none, "parse": parse, "path": path}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a TOML / JSON / YAML config file into a dict; a missing or malformed file is a DepthcliError."""
     path = Path(path)
     if not path.is_file():
-        raise DepthcliError(f"config file {path} does not exist; give an existing .toml or .json file")
+        raise DepthcliError(f"config file {path} does not exist; give an existing .toml, .json or .yaml file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
@@ -35,12 +60,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         elif suffix == ".json":
             data = json.loads(path.read_text(encoding="utf-8"))
         elif suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError as exc:
-                raise DepthcliError(
-                    f"config file {path}: YAML needs the pyyaml package; `pip install pyyaml` or use TOML"
-                ) from exc
+            import yaml
+
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         else:
             raise DepthcliError(f"config file {path}: unknown extension {suffix!r}; use .toml, .json or .yaml")
@@ -50,6 +71,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise DepthcliError(f"config file {path} cannot be parsed: {exc}".replace("\n", " ")) from exc
     if not isinstance(data, dict):
         raise DepthcliError(f"config file {path} must hold a table of key = value pairs, not {type(data).__name__}")
+    data.pop(PROVENANCE_KEY, None)
     return data
 
 
@@ -75,6 +97,20 @@ def build_config(
     return config_class(**values)
 
 
+def absolute_paths(config: ConfigT) -> ConfigT:
+    """`config` with every path field (`setting(..., path=True)`) made absolute against the working directory.
+
+    A run stores its config (config.json, checkpoints); relative paths in it would only mean something
+    in the directory the run was started from, and `--resume` elsewhere would not find its data.
+    """
+    changes = {
+        field.name: str(Path(value).expanduser().resolve())
+        for field in dataclasses.fields(config)
+        if field.metadata.get("path") and isinstance(value := getattr(config, field.name), str) and value
+    }
+    return dataclasses.replace(config, **changes)
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """The config as plain JSON/TOML-able data (tuples become lists), for run dirs and checkpoints."""
     return {field.name: _plain(getattr(config, field.name)) for field in dataclasses.fields(config)}
@@ -85,10 +121,12 @@ def config_from_dict(config_class: type[ConfigT], data: Mapping[str, Any], sourc
     return config_class(**_checked_layer(config_class, data, source))
 
 
-def save_config(config: Any, path: str | Path) -> Path:
-    """Write the resolved config as JSON (readable back with `--config`), atomically."""
+def save_config(config: Any, path: str | Path, provenance: Sequence[Mapping[str, Any]] = ()) -> Path:
+    """Write the resolved config as JSON (readable back with `--config`), atomically; `provenance`
+    records, when given, go under PROVENANCE_KEY."""
     path = Path(path)
-    atomic_write_text(path, json.dumps(config_to_dict(config), indent=2, sort_keys=True) + "\n")
+    data = config_to_dict(config) | ({PROVENANCE_KEY: [dict(record) for record in provenance]} if provenance else {})
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path
 
 
@@ -100,9 +138,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def field_types(config_class: type) -> dict[str, Any]:
+    """The resolved type annotation of every field of a config dataclass (resolved once per class)."""
+    return typing.get_type_hints(config_class)
+
+
 def _checked_layer(config_class: type, layer: Mapping[str, Any], source: str) -> dict[str, Any]:
     fields = {field.name: field for field in dataclasses.fields(config_class)}
-    hints = typing.get_type_hints(config_class)
+    hints = field_types(config_class)
     checked = {}
     for key, value in layer.items():
         if key not in fields:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -102,10 +103,12 @@ def _build_caches(world: Path, out_dir: Path, settings: DemoSettings, log: Log) 
     return train_cache, eval_cache
 
 
-def _selfsup_config(train_cache: Path, settings: DemoSettings, max_steps: int = 0):
-    from depthcli.engine.selfsup import build_selfsup_config, from_scratch_schedule
+def _selfsup_config(train_cache: Path, settings: DemoSettings, max_steps: int = 0, **schedule):
+    """The demo's training config; `schedule` overrides the from-scratch schedule's keys (warmup, budget)."""
+    from depthcli.engine.selfsup import from_scratch_schedule
+    from depthcli.recipe_configs import SELFSUP
 
-    return build_selfsup_config(
+    return SELFSUP.build_config(
         settings.preset,
         overrides={
             "data": str(train_cache),
@@ -117,70 +120,135 @@ def _selfsup_config(train_cache: Path, settings: DemoSettings, max_steps: int = 
             "batch_size": settings.batch_size,
             "lr": settings.lr,
             "num_workers": 0,  # loading a cached batch takes ~3 % of a step; a worker would only compete for cores
-            "channels_last": True,  # about 1.3x faster convolutions on CPU (oneDNN)
             "seed": settings.seed,
+            **schedule,
         },
     )
 
 
+@dataclass
+class StepPlan:
+    """The demo's step count from its time budget, re-measured while it trains.
+
+    The LR schedule and RA-Depth's consistency ramp need the last step in advance, but the machine's
+    speed changes while other jobs come and go. `on_step` (the training loop's callback) measures the
+    step time over every `check_every_s` window, re-chooses the CPU thread count for the cores other
+    processes leave idle, and when the steps that fit before `deadline` differ from `planned` by more than
+    `tolerance` it asks the loop to stop (it saves) so that training resumes with the new count. Plans
+    are kept from `keep_after` of the run on (the LR drops at 0.75); the loop's time budget stops an
+    overrun. The warmup keeps its first length, so a longer plan never sends the LR back into warmup.
+    """
+
+    deadline: float  # time.monotonic() by which training should end
+    planned: int
+    warmup_steps: int
+    check_every_s: float = 30.0
+    tolerance: float = 0.1
+    keep_after: float = 0.7
+    seconds_per_step: float = 0.0
+    _mark: tuple[float, int] | None = field(default=None, repr=False)
+    _monitor: object = field(default=None, repr=False)
+
+    def on_step(self, step: int, _losses: dict) -> bool:
+        from depthcli.threads import CpuLoadMonitor, configure_threads
+
+        now = time.monotonic()
+        if self._mark is None:  # the first step after a (re)start pays for warm-up: not measured
+            self._mark, self._monitor = (now, step), CpuLoadMonitor()
+            return False
+        last_time, last_step = self._mark
+        if now - last_time < self.check_every_s:
+            return False
+        self.seconds_per_step = (now - last_time) / (step - last_step)
+        self._mark = (now, step)
+        configure_threads(0, self._monitor)
+        if step >= self.keep_after * self.planned:
+            return False
+        fitting = step + int(max(0.0, self.deadline - now) / self.seconds_per_step)
+        if abs(fitting - self.planned) <= self.tolerance * self.planned:
+            return False
+        self.planned = max(step + 1, fitting)
+        self._mark = None  # the loop stops and resumes: its next first step is warm-up again
+        return True
+
+
 def _train(train_cache: Path, run_dir: Path, settings: DemoSettings, log: Log) -> tuple[Path, dict]:
-    """Train into `run_dir`; returns the last checkpoint and what was trained for how long (the summary's)."""
-    import time
+    """Train into `run_dir`; returns the last checkpoint and what was trained for how long (the summary's).
 
+    With `settings.max_steps` the step count is fixed (no re-planning) and the time budget is not a stop.
+    """
+    from depthcli.checkpoints import load_checkpoint
     from depthcli.config import load_config_file
-    from depthcli.engine.selfsup import run_selfsup
-    from depthcli.engine.trainer import CONFIG_FILE, LAST_CHECKPOINT
+    from depthcli.engine.run_dir import CONFIG_FILE, LAST_CHECKPOINT
+    from depthcli.engine.runner import run_recipe
+    from depthcli.engine.selfsup import SELFSUP_RECIPE
+    from depthcli.engine.trainer import STOPPED_BY_CALLBACK
 
+    budget_s = settings.budget_minutes * 60
     resume = (run_dir / LAST_CHECKPOINT).is_file()
-    if resume:  # the step budget chosen when this run started (the run's resolved config)
-        steps = int(load_config_file(run_dir / CONFIG_FILE)["max_steps"])
+    if resume:  # the plan of the interrupted run (its resolved config) and the share of it still to go
+        saved = load_config_file(run_dir / CONFIG_FILE)
+        planned, warmup = int(saved["max_steps"]), int(saved["warmup_steps"])
+        done = int(load_checkpoint(run_dir / LAST_CHECKPOINT)["train_state"]["step"])
+        budget_s *= max(0.0, 1.0 - done / planned)
     elif settings.max_steps > 0:
-        steps = settings.max_steps
+        planned, warmup = settings.max_steps, settings.max_steps // 6
     else:
-        seconds = _seconds_per_step(_selfsup_config(train_cache, settings))
-        steps = max(1, int(settings.budget_minutes * 60 / seconds))
+        planned = max(1, int(budget_s / _seconds_per_step(_selfsup_config(train_cache, settings))))
+        warmup = planned // 6
+    fixed = settings.max_steps > 0
+    plan = StepPlan(deadline=time.monotonic() + budget_s, planned=planned, warmup_steps=warmup)
     verb = "resuming" if resume else "training"
     size, minutes = format_size(settings.train_size), settings.budget_minutes
-    log(f"train: {verb} {settings.preset} ({settings.net}) at {size}, {steps} steps (~{minutes:g} min) -> {run_dir}")
-    start = time.monotonic()
-    result = run_selfsup(_selfsup_config(train_cache, settings, steps), run_dir, resume=resume, progress=True)
+    budget = "fixed" if fixed else f"~{minutes:g} min"
+    log(f"train: {verb} {settings.preset} ({settings.net}) at {size}, {planned} steps ({budget}) -> {run_dir}")
+    start, replans = time.monotonic(), 0
+    while True:
+        minutes_left = max(0.0, plan.deadline - time.monotonic()) / 60
+        config = _selfsup_config(
+            train_cache,
+            settings,
+            plan.planned,
+            warmup_steps=plan.warmup_steps,
+            max_minutes=0.0 if fixed else minutes_left + 0.1 * settings.budget_minutes,  # the safety stop
+        )
+        on_step = None if fixed else plan.on_step
+        result = run_recipe(SELFSUP_RECIPE, config, run_dir, resume=resume, progress=True, on_step=on_step)
+        if result.train.stop_reason != STOPPED_BY_CALLBACK:
+            break
+        measured = f"{plan.seconds_per_step:.2f} s/step at step {result.train.steps}"
+        log(f"train: {measured}; re-planned to {plan.planned} steps")
+        resume, replans = True, replans + 1
     training = {
         "recipe": settings.preset,
         "net": settings.net,
-        "size": format_size(settings.train_size),
-        "steps": result.steps,
-        "planned_steps": steps,
+        "size": size,
+        "steps": result.train.steps,
+        "planned_steps": plan.planned,
+        "replans": replans,
         "minutes": round((time.monotonic() - start) / 60, 2),  # this session's training (a resume adds up)
-        "resumed": resume,
-        "stop_reason": result.stop_reason,
+        "resumed": verb == "resuming",
+        "stop_reason": result.train.stop_reason,
     }
-    return result.last_checkpoint, training
+    return result.train.last_checkpoint, training
 
 
 def _seconds_per_step(config, timed_steps: int = 4) -> float:
     """Wall time of one training step of `config` on this machine (after a warm-up step).
 
-    The demo's budget is minutes, but the LR schedule needs its last step in advance; timing a few real
-    steps of the trainer (into a scratch folder) turns one into the other, and the count is saved in the
-    run's config so that `--resume` keeps it.
+    The first estimate of the plan (`StepPlan` re-measures it during training): timing a few real steps
+    of the trainer (into a scratch folder) turns the budget's minutes into a step count.
     """
     import tempfile
-    import time
 
-    from depthcli.engine.selfsup import SelfSupTask, open_training_data
-    from depthcli.engine.trainer import train
+    from depthcli.engine.runner import run_recipe
+    from depthcli.engine.selfsup import SELFSUP_RECIPE
 
     stamps: list[float] = []
     timing = dataclasses.replace(config, max_steps=timed_steps + 1, max_minutes=0.0, save_every=0)
     with tempfile.TemporaryDirectory(prefix="depthcli_timing_") as scratch:
-        dataset = open_training_data(timing, Path(scratch))
-        train(
-            SelfSupTask(timing),
-            dataset,
-            timing,
-            scratch,
-            progress=False,
-            on_step=lambda *_: stamps.append(time.perf_counter()),
+        run_recipe(
+            SELFSUP_RECIPE, timing, scratch, progress=False, on_step=lambda *_: stamps.append(time.perf_counter())
         )
     return (stamps[-1] - stamps[0]) / timed_steps
 
@@ -203,28 +271,26 @@ def _mean_training_depth(world: Path) -> float:
 def _evaluate(
     checkpoint: Path, train_cache: Path, eval_cache: Path, world: Path, settings: DemoSettings, log: Log
 ) -> dict:
-    from depthcli.engine.checkpoint import load_depth_model
     from depthcli.engine.selfsup import SelfSupTask
+    from depthcli.evaluation.eval_sets import open_eval_set
     from depthcli.evaluation.evaluate import EvalOptions, evaluate_model, evaluate_predictions
-    from depthcli.evaluation.ground_truth import open_eval_set
+    from depthcli.nets.loading import load_depth_model
 
     log(f"eval: KITTI Eigen protocol (median scaling) on the held-out drive ({eval_cache})")
     eval_set = open_eval_set(eval_cache, None, "kitti-eigen")
-    trained, config = load_depth_model(checkpoint)
+    trained = load_depth_model(checkpoint)
     untrained = SelfSupTask.from_config(_selfsup_config(train_cache, settings)).networks["depth"]
-    resolution = [tuple(config["size"])]
+    resolution = [trained.size]
     rows = {}
-    for name, model in (("trained", trained), ("untrained", untrained)):
-        (result,) = evaluate_model(model, eval_set, resolution, config["min_depth"], config["max_depth"])
+    for name, model in (("trained", trained.net), ("untrained", untrained)):
+        (result,) = evaluate_model(model, eval_set, resolution, trained.min_depth, trained.max_depth)
         rows[name] = result.summary()
     mean_depth = _mean_training_depth(world)
     gt_shapes = [eval_set.load_gt(i).shape for i in range(len(eval_set))]
     constant = [np.full(shape, mean_depth, np.float32) for shape in gt_shapes]
     baseline = evaluate_predictions(constant, eval_set, EvalOptions(pred_type="depth", median_scaling=True))
     rows["baseline"] = {**baseline.summary(), "constant_depth_m": mean_depth}
-    rows["settings"] = {
-        key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(settings).items()
-    }
+    rows["settings"] = json.loads(json.dumps(dataclasses.asdict(settings)))  # tuples as the JSON lists they become
     return rows
 
 

@@ -11,9 +11,10 @@ import torch
 from torch import Tensor, nn
 
 from depthcli.atomic import atomic_path
-from depthcli.engine.checkpoint import load_depth_model
-from depthcli.errors import DepthcliError
+from depthcli.errors import DepthcliError, out_of_memory_as_error
 from depthcli.nets import check_input_size
+from depthcli.nets.loading import load_depth_model
+from depthcli.paths import check_output_file, refuse_output_overwriting_inputs
 
 OPSET = 17
 INPUT_NAME = "image"
@@ -54,7 +55,8 @@ def export_onnx(model: nn.Module, size: tuple[int, int], out: str | os.PathLike,
         axes = {0: "batch", 2: "height", 3: "width"}
         dynamic_axes = {INPUT_NAME: axes, OUTPUT_NAME: axes}
     out = Path(out)
-    with atomic_path(out) as tmp, warnings.catch_warnings():
+    memory = out_of_memory_as_error(f"trace the net at {width}x{height}", "export at a smaller --size")
+    with atomic_path(out) as tmp, warnings.catch_warnings(), memory:
         warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
         torch.onnx.export(
             wrapper,
@@ -75,7 +77,9 @@ def export_checkpoint_onnx(
     """Load a depth checkpoint and export it at `size` (default: its training size)."""
     if size is not None:
         check_input_size(*size)
+    check_output_file(out, "--out")
+    refuse_output_overwriting_inputs([("--out", out)], [("checkpoint", checkpoint)])
     require_onnx()
-    model, config = load_depth_model(checkpoint, device="cpu")
-    size = tuple(size) if size is not None else tuple(config["size"])
-    return export_onnx(model, size, out, dynamic=dynamic), size
+    model = load_depth_model(checkpoint, device="cpu")
+    size = tuple(size) if size is not None else model.size
+    return export_onnx(model.net, size, out, dynamic=dynamic), size

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from depthcli.data.images import resize_rgb_lanczos
+from depthcli.errors import out_of_memory_as_error
 
 # How frames reach the network size: "torch" = bilinear with antialiasing on the float tensor (the default);
 # "pil-lanczos" = PIL's Lanczos on the uint8 image, then /255, as monodepth2's test_simple.py and its
@@ -80,14 +81,16 @@ def run_depth_net(
     device = model_device(model)
     chunk = batch_size or max(len(images), 1)
     outputs = []
-    for start in range(0, len(images), chunk):
-        batch = resize_images(images[start : start + chunk].to(device, torch.float32), size)
-        if post_process:
-            both = model(torch.cat([batch, torch.flip(batch, dims=[-1])]))[("disp", 0)].float()
-            disp, disp_flipped = both.split(len(batch))
-            outputs.append(post_process_disparity(disp, torch.flip(disp_flipped, dims=[-1])))
-        else:
-            outputs.append(model(batch)[("disp", 0)].float())
+    what = f"run the depth net on {min(chunk, len(images))} image(s) at {size[0]}x{size[1]} on {device}"
+    with out_of_memory_as_error(what, "use a smaller size or batch size"):
+        for start in range(0, len(images), chunk):
+            batch = resize_images(images[start : start + chunk].to(device, torch.float32), size)
+            if post_process:
+                both = model(torch.cat([batch, torch.flip(batch, dims=[-1])]))[("disp", 0)].float()
+                disp, disp_flipped = both.split(len(batch))
+                outputs.append(post_process_disparity(disp, torch.flip(disp_flipped, dims=[-1])))
+            else:
+                outputs.append(model(batch)[("disp", 0)].float())
     return torch.cat(outputs)
 
 

@@ -4,52 +4,47 @@ Per frame: a colour-mapped disparity PNG at the input's own size, monodepth2's s
 at network resolution (what its test_simple.py and `--save_pred_disps` save, and what `depthcli eval
 --predictions` reads), and optionally metric depth as a 16-bit PNG. Output names mirror input
 names; unreadable inputs are collected and reported, never allowed to stop the good ones.
+
+Throughput (`predict_frames`): still images are decoded and resized to the network size in DataLoader
+worker processes, batches run through the net (bf16 autocast and channels-last where the hardware
+does bf16 natively, `--amp auto`), and a writer thread encodes and writes each batch's outputs while
+the next batch runs. Video frames are decoded in order in the main process.
 """
 
 from __future__ import annotations
 
-import glob
 import io
+import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
 from depthcli.atomic import atomic_write_bytes
-from depthcli.data.images import read_rgb
-from depthcli.engine.checkpoint import load_depth_model
+from depthcli.devices import resolve_device
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth
-from depthcli.inference import IMAGE_RESIZES, images_to_batch, run_depth_net
+from depthcli.inference import IMAGE_RESIZES, model_device, run_depth_net
 from depthcli.nets import check_input_size
+from depthcli.nets.loading import load_depth_model
+from depthcli.paths import refuse_output_overwriting_inputs
+from depthcli.precision import autocast_factory, resolve_amp
+from depthcli.predict_inputs import InputFrame, iter_network_inputs, plan_inputs, plan_split
+from depthcli.threads import configure_threads
 from depthcli.visualize import colorize_disparity, colormap_lut
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
-VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 # What each `--save` kind writes, as a suffix appended to the input's stem.
 OUTPUT_SUFFIXES = {"png": "_disp.png", "npy": "_disp.npy", "depth16": "_depth.png"}
 DEFAULT_SAVE = ("png", "npy")
 # 16-bit depth PNGs store metres x 256 (the KITTI depth benchmark convention): 1/256 m steps, max 255.99 m.
 DEPTH16_SCALE = 256.0
-_GLOB_CHARS = frozenset("*?[")
-
-
-@dataclass(frozen=True)
-class InputFrame:
-    """One image to predict: a still image file, or frame `frame_index` of a video file."""
-
-    source: Path
-    frame_index: int | None
-    out_stem: PurePosixPath  # relative to the output folder, without suffix: "sub/img" or "clip/000010"
-
-    @property
-    def label(self) -> str:
-        return str(self.source) if self.frame_index is None else f"{self.source} (frame {self.frame_index})"
 
 
 @dataclass
@@ -59,11 +54,17 @@ class PredictOptions:
     size: tuple[int, int]
     save: tuple[str, ...] = DEFAULT_SAVE
     colormap: str = "magma"
-    batch_size: int = 4
+    batch_size: int = 8
     scale_factor: float | None = None
     min_depth: float = 0.1
     max_depth: float = 100.0
     image_resize: str = "torch"  # depthcli.inference.IMAGE_RESIZES
+    workers: int = 2  # decoding processes for still images (0: decode in the main process)
+    amp: str = "off"  # resolved precision of the net: "bf16", "fp16" or "off"
+
+
+# Batches whose outputs may wait for the writer thread before the next forward waits for them.
+PENDING_WRITES = 2
 
 
 @dataclass
@@ -92,124 +93,6 @@ def parse_save(text: str | None, scale_factor: float | None) -> tuple[str, ...]:
     return kinds
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when present; `cuda:N` picks a GPU; asking for a missing GPU is a user error, not a crash."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    kind, colon, number = name.partition(":")
-    if kind not in ("cpu", "cuda") or (colon and (kind != "cuda" or not number.isdigit())):
-        raise DepthcliError(f"--device {name!r}: choose auto, cpu, cuda or cuda:N")
-    if kind == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise DepthcliError(f"--device {name}: no CUDA device is available; use --device cpu or auto")
-        if number and int(number) >= count:
-            raise DepthcliError(f"--device {name}: only {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
-    return torch.device(name)
-
-
-def plan_inputs(
-    inputs: Sequence[str | os.PathLike], recursive: bool = False, every: int = 1, exclude: Path | None = None
-) -> tuple[list[InputFrame], list[tuple[str, str]]]:
-    """Expand files, folders, globs and videos into frames with unique output stems.
-
-    Returns `(frames, failures)`; a video that cannot be opened is a failure, not an error, so that
-    the rest still runs. Paths under `exclude` (the output folder) are skipped, so re-running into a
-    folder inside the input does not predict on its own outputs.
-    """
-    if every < 1:
-        raise DepthcliError(f"--every {every}: must be 1 or more")
-    if not inputs:
-        raise DepthcliError("no INPUT given; pass image files, folders, globs or videos")
-    frames: list[InputFrame] = []
-    failures: list[tuple[str, str]] = []
-    for text in inputs:
-        for path, rel in _expand_input(str(text), recursive, exclude):
-            if path.suffix.lower() in VIDEO_SUFFIXES:
-                video_frames, problem = _plan_video(path, rel, every)
-                frames.extend(video_frames)
-                if problem:
-                    failures.append((str(path), problem))
-            else:
-                frames.append(InputFrame(path, None, rel.with_suffix("")))
-    _check_unique_stems(frames)
-    return frames, failures
-
-
-def plan_split(inputs: Sequence[str | os.PathLike], split: str | os.PathLike) -> list[InputFrame]:
-    """The frames of a KITTI split under the one INPUT root, with outputs named like the images inside it
-    (DATE/DRIVE/image_02/data/FRAME_*), the layout `depthcli eval --predictions FOLDER` reads."""
-    from depthcli.data.kitti import check_kitti_root, image_path
-    from depthcli.data.standard_splits import read_split_argument
-
-    if len(inputs) != 1:
-        raise DepthcliError("--split takes exactly one INPUT: the KITTI raw root the split's frames are under")
-    root = check_kitti_root(inputs[0])
-    frames = []
-    for entry in read_split_argument(split)[0]:
-        path = image_path(root, entry.folder, entry.frame_index, entry.side, "png")
-        path = path if path.is_file() or not path.with_suffix(".jpg").is_file() else path.with_suffix(".jpg")
-        frames.append(InputFrame(path, None, PurePosixPath(path.relative_to(root).with_suffix("").as_posix())))
-    return frames
-
-
-def _expand_input(text: str, recursive: bool, exclude: Path | None) -> list[tuple[Path, PurePosixPath]]:
-    """One INPUT -> (file, output-relative path) pairs; folders keep their inner structure."""
-    path = Path(text)
-    if not path.exists() and _GLOB_CHARS & set(text):
-        matches = sorted(glob.glob(text, recursive=True))
-        if not matches:
-            raise DepthcliError(f"input pattern {text!r} matches nothing; check the quoting and the path")
-        return [pair for match in matches for pair in _expand_input(match, recursive, exclude)]
-    if path.is_file():
-        return [(path, PurePosixPath(path.name))]
-    if not path.is_dir():
-        raise DepthcliError(f"input {text} does not exist; give image files, folders, globs or videos")
-    pattern = "**/*" if recursive else "*"
-    excluded = exclude.resolve() if exclude is not None else None
-    files = []
-    for child in sorted(path.glob(pattern)):
-        rel = child.relative_to(path)
-        if not child.is_file() or any(part.startswith(".") for part in rel.parts):
-            continue
-        if excluded is not None and child.resolve().is_relative_to(excluded):
-            continue
-        files.append((child, PurePosixPath(rel.as_posix())))
-    if not files:
-        hint = "" if recursive else " (use --recursive to look into subfolders)"
-        raise DepthcliError(f"input folder {path} holds no files{hint}")
-    return files
-
-
-def _plan_video(path: Path, rel: PurePosixPath, every: int) -> tuple[list[InputFrame], str | None]:
-    capture = cv2.VideoCapture(str(path))
-    try:
-        if not capture.isOpened():
-            return [], "cannot be opened as a video"
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        if count <= 0:  # some containers do not store it: count by decoding headers
-            count = 0
-            while capture.grab():
-                count += 1
-    finally:
-        capture.release()
-    if count == 0:
-        return [], "video holds no frames"
-    folder = rel.with_suffix("")
-    return [InputFrame(path, index, folder / f"{index:06d}") for index in range(0, count, every)], None
-
-
-def _check_unique_stems(frames: list[InputFrame]) -> None:
-    seen: dict[PurePosixPath, InputFrame] = {}
-    for frame in frames:
-        other = seen.setdefault(frame.out_stem, frame)
-        if other is not frame:
-            raise DepthcliError(
-                f"inputs {other.label} and {frame.label} would both write {frame.out_stem}_*; "
-                "rename one or predict them into different --out folders"
-            )
-
-
 def output_paths(frame: InputFrame, out_dir: Path, save: Sequence[str]) -> dict[str, Path]:
     """Where each saved kind of `frame` goes."""
     return {kind: out_dir / f"{frame.out_stem}{OUTPUT_SUFFIXES[kind]}" for kind in save}
@@ -217,6 +100,8 @@ def output_paths(frame: InputFrame, out_dir: Path, save: Sequence[str]) -> dict[
 
 def ensure_writable(out_dir: Path) -> None:
     """Fail before any work when the output folder cannot be created or written."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DepthcliError(f"--out {out_dir} is a file; predict writes into a folder: choose another --out")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out_dir):
@@ -233,47 +118,6 @@ def check_existing(frames: Sequence[InputFrame], out_dir: Path, save: Sequence[s
         raise DepthcliError(f"output {existing[0]} already exists{more}; pass --overwrite to replace it")
 
 
-def iter_images(frames: Sequence[InputFrame]) -> Iterator[tuple[InputFrame, np.ndarray | None, str | None]]:
-    """Yield `(frame, rgb, None)` or `(frame, None, reason)` in order; videos are decoded sequentially."""
-    start = 0
-    while start < len(frames):
-        frame = frames[start]
-        if frame.frame_index is None:
-            try:
-                yield frame, read_rgb(frame.source), None
-            except DepthcliError as exc:
-                suffix = frame.source.suffix.lower()
-                not_image = suffix not in IMAGE_SUFFIXES
-                yield frame, None, f"not an image file ({suffix or 'no suffix'})" if not_image else str(exc)
-            start += 1
-            continue
-        stop = start
-        while stop < len(frames) and frames[stop].source == frame.source and frames[stop].frame_index is not None:
-            stop += 1
-        yield from _iter_video(frames[start:stop])
-        start = stop
-
-
-def _iter_video(frames: Sequence[InputFrame]) -> Iterator[tuple[InputFrame, np.ndarray | None, str | None]]:
-    wanted = {frame.frame_index: frame for frame in frames}
-    capture = cv2.VideoCapture(str(frames[0].source))
-    index = 0
-    try:
-        while wanted and capture.grab():
-            frame = wanted.pop(index, None)
-            if frame is not None:
-                ok, bgr = capture.retrieve()
-                if ok and bgr is not None:
-                    yield frame, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None
-                else:
-                    yield frame, None, "frame cannot be decoded"
-            index += 1
-    finally:
-        capture.release()
-    for frame in wanted.values():
-        yield frame, None, "video ended before this frame"
-
-
 def predict_frames(
     model: torch.nn.Module,
     frames: Sequence[InputFrame],
@@ -281,39 +125,55 @@ def predict_frames(
     options: PredictOptions,
     on_progress: Callable[[int], None] | None = None,
 ) -> PredictResult:
-    """Predict every frame in batches on the model's device and write its outputs.
+    """Predict every frame in batches on the model's device and write its outputs (see the module docstring).
 
     `on_progress(n)` is called after every n frames handled (written or failed).
     """
     result = PredictResult(out_dir=out_dir, written={kind: [] for kind in options.save})
-    batch: list[tuple[InputFrame, np.ndarray]] = []
+    autocast = autocast_factory(options.amp, model_device(model))
+    pending: deque[tuple[Future, int]] = deque()
+    batch: list[tuple[InputFrame, torch.Tensor, tuple[int, int]]] = []
 
-    def flush() -> None:
+    def collect(block_beyond: int) -> None:
+        """Book the finished writes (in order); wait while more than `block_beyond` batches are pending."""
+        while pending and (len(pending) > block_beyond or pending[0][0].done()):
+            future, count = pending.popleft()
+            for paths in future.result():  # re-raises a failed write here
+                for kind, path in paths.items():
+                    result.written[kind].append(path)
+            result.frames_done += count
+            if on_progress is not None:
+                on_progress(count)
+
+    def flush(writer: ThreadPoolExecutor) -> None:
         if not batch:
             return
-        # resized one by one (sizes may differ) exactly as `eval` resizes, then run as one batch
-        tensor = images_to_batch([rgb for _, rgb in batch], options.size, options.image_resize)
-        disps = run_depth_net(model, tensor, options.size)
+        with autocast():
+            disps = run_depth_net(model, torch.stack([tensor for _, tensor, _ in batch]), options.size)
         disps = disps[:, 0].float().cpu().numpy()
-        for (frame, rgb), disp in zip(batch, disps, strict=True):
-            for kind, path in write_outputs(frame, rgb.shape[:2], disp, out_dir, options).items():
-                result.written[kind].append(path)
-        result.frames_done += len(batch)
-        if on_progress is not None:
-            on_progress(len(batch))
+        jobs = [(frame, original_hw, disp) for (frame, _, original_hw), disp in zip(batch, disps, strict=True)]
+        pending.append((writer.submit(_write_batch, jobs, out_dir, options), len(jobs)))
         batch.clear()
+        collect(PENDING_WRITES)
 
-    for frame, rgb, problem in iter_images(frames):
-        if rgb is None:
-            result.failures.append((frame.label, problem or "unreadable"))
-            if on_progress is not None:
-                on_progress(1)
-            continue
-        batch.append((frame, rgb))
-        if len(batch) >= options.batch_size:
-            flush()
-    flush()
+    inputs = iter_network_inputs(frames, options.size, options.workers, options.image_resize)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="depthcli-writer") as writer:
+        for frame, tensor, original_hw, problem in inputs:
+            if tensor is None:
+                result.failures.append((frame.label, problem or "unreadable"))
+                if on_progress is not None:
+                    on_progress(1)
+                continue
+            batch.append((frame, tensor, original_hw))
+            if len(batch) >= options.batch_size:
+                flush(writer)
+        flush(writer)
+        collect(0)
     return result
+
+
+def _write_batch(jobs, out_dir: Path, options: PredictOptions) -> list[dict[str, Path]]:
+    return [write_outputs(frame, original_hw, disp, out_dir, options) for frame, original_hw, disp in jobs]
 
 
 def write_outputs(
@@ -355,7 +215,7 @@ def predict(
     size: tuple[int, int] | None = None,
     save: Sequence[str] | None = None,
     colormap: str = "magma",
-    batch_size: int = 4,
+    batch_size: int = 8,
     device: str = "auto",
     scale_factor: float | None = None,
     recursive: bool = False,
@@ -363,6 +223,9 @@ def predict(
     overwrite: bool = False,
     image_resize: str = "torch",
     split: str | os.PathLike | None = None,
+    workers: int = 2,
+    amp: str = "auto",
+    threads: int = 0,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> PredictResult:
@@ -370,13 +233,18 @@ def predict(
 
     `size` defaults to the checkpoint's training size; `on_start(total)` is called once the inputs
     are planned (total = frames + inputs that already failed). With `split`, the one input is a KITTI
-    root and the split's frames are predicted (`plan_split`).
+    root and the split's frames are predicted (`plan_split`). `workers` decoding processes (0: none),
+    `amp` the net's precision ("auto": bf16 where the device does it natively, disparities within 1e-2;
+    "off": float32, the numbers `eval` computes), `threads` CPU threads (0: `OMP_NUM_THREADS`, else the
+    idle cores).
     """
     out_dir = Path(out_dir)
     if batch_size < 1:
         raise DepthcliError(f"--batch-size {batch_size}: must be 1 or more")
-    if scale_factor is not None and not scale_factor > 0:
-        raise DepthcliError(f"--scale-factor {scale_factor}: must be positive")
+    if workers < 0:
+        raise DepthcliError(f"--workers {workers}: must be 0 or more")
+    if scale_factor is not None and not (math.isfinite(scale_factor) and scale_factor > 0):
+        raise DepthcliError(f"--scale-factor {scale_factor}: must be a positive finite number")
     kinds = parse_save(None if save is None else ",".join(save), scale_factor)
     if "png" in kinds:
         colormap_lut(colormap)  # an unknown colormap fails now, not once per image
@@ -389,24 +257,35 @@ def predict(
         frames, failures = plan_split(inputs, split), []
     else:
         frames, failures = plan_inputs(inputs, recursive=recursive, every=every, exclude=out_dir)
+    refuse_output_overwriting_inputs(
+        [("output", path) for frame in frames for path in output_paths(frame, out_dir, kinds).values()],
+        [("--checkpoint", checkpoint), *(("input", frame.source) for frame in frames)],
+    )
     if not overwrite:
         check_existing(frames, out_dir, kinds)
-    model, config = load_depth_model(checkpoint, device=torch_device)
+    precision = resolve_amp(amp, torch_device)
+    if torch_device.type == "cpu":
+        configure_threads(threads)
+    model = load_depth_model(checkpoint, device=torch_device)
+    if precision != "off":  # NHWC convolutions: faster with bf16 on CPU (oneDNN) and GPU
+        model.net.to(memory_format=torch.channels_last)
     ensure_writable(out_dir)
     options = PredictOptions(
-        size=tuple(size) if size is not None else tuple(config["size"]),
+        size=tuple(size) if size is not None else model.size,
         save=kinds,
         colormap=colormap,
         batch_size=batch_size,
         scale_factor=scale_factor,
-        min_depth=float(config["min_depth"]),
-        max_depth=float(config["max_depth"]),
+        min_depth=model.min_depth,
+        max_depth=model.max_depth,
         image_resize=image_resize,
+        workers=workers,
+        amp=precision,
     )
     if on_start is not None:
         on_start(len(frames) + len(failures))
     if on_progress is not None and failures:
         on_progress(len(failures))
-    result = predict_frames(model, frames, out_dir, options, on_progress=on_progress)
+    result = predict_frames(model.net, frames, out_dir, options, on_progress=on_progress)
     result.failures = failures + result.failures
     return result

@@ -6,6 +6,7 @@ A number without its provenance cannot be reproduced; these fields make a JSON r
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import shlex
 import subprocess
@@ -34,15 +35,17 @@ def git_commit() -> str | None:
 
 
 def provenance(**details) -> dict:
-    """Command line, depthcli / torch / Python versions, git commit, UTC time, plus the caller's `details`."""
+    """Command line (and the directory it ran in), depthcli / torch / Python versions, git commit, UTC time, plus
+    the caller's `details`."""
     try:
         import torch
 
-        torch_version = torch.__version__
+        torch_version = str(torch.__version__)  # a TorchVersion, which checkpoints (weights_only) cannot hold
     except ImportError:  # pragma: no cover - torch is a dependency
         torch_version = None
     record = {
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "cwd": os.getcwd(),
         "depthcli": __version__,
         "torch": torch_version,
         "python": platform.python_version(),

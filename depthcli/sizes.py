@@ -1,4 +1,11 @@
-"""Image sizes as users type them (`640x192`) and the RA-Depth resolution ladder."""
+"""Image sizes as users type them (`640x192`), the one rule a depth net's input size follows, and the
+RA-Depth resolution ladder.
+
+The rule: width and height are multiples of 32 and at least 64. The encoders downsample five times,
+so any other side cannot round-trip through the decoders, and the decoders' reflection padding needs
+at least 2 pixels at the deepest stage. `parse_size` applies it to what users type; the nets apply it
+to every input (`check_size`). Synthetic worlds render any size (`parse_image_size`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,14 @@ import re
 
 from depthcli.errors import DepthcliError
 
-# RA-Depth's test resolutions (GUIDE 4): training happens at 640x192, robustness is read off this ladder.
+SIZE_MULTIPLE = 32
+MIN_SIDE = 2 * SIZE_MULTIPLE
+# Larger than any image a depth net is run on (8K video is 7680x4320): a typo such as 99999x99999
+# would otherwise ask for hundreds of GB before failing somewhere deep in torch, OpenCV or numpy.
+MAX_SIDE = 8192
+MAX_PIXELS = 8192 * 4096
+
+# RA-Depth's test resolutions (docs/protocols.md): training happens at 640x192, robustness is read off this ladder.
 RESOLUTION_LADDER: tuple[tuple[int, int], ...] = (
     (416, 128),
     (512, 160),
@@ -28,20 +42,51 @@ def format_size(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-def parse_size(text: str, multiple: int = 32) -> tuple[int, int]:
-    """Parse `WxH` into `(width, height)`; both must be positive multiples of `multiple`.
+def check_size(width: int, height: int, what: str) -> None:
+    """DepthcliError naming `what` and the nearest valid sizes unless both sides follow the rule."""
+    if width % SIZE_MULTIPLE == 0 and height % SIZE_MULTIPLE == 0 and min(width, height) >= MIN_SIDE:
+        check_size_bounds(width, height, what)
+        return
 
-    The encoders downsample 5 times, so any other size cannot round-trip through the decoders.
-    """
-    match = _SIZE_RE.match(text)
-    if not match:
-        raise DepthcliError(f"size {text!r} is not of the form WIDTHxHEIGHT (for example 640x192)")
-    width, height = int(match.group(1)), int(match.group(2))
-    if width <= 0 or height <= 0 or width % multiple or height % multiple:
+    def around(value: int) -> list[int]:
+        lower = max(MIN_SIDE, value // SIZE_MULTIPLE * SIZE_MULTIPLE)
+        upper = max(MIN_SIDE, -(-value // SIZE_MULTIPLE) * SIZE_MULTIPLE)
+        return sorted({lower, upper})
+
+    candidates = sorted(
+        {(w, h) for w in around(width) for h in around(height)},
+        key=lambda size: (abs(size[0] - width) + abs(size[1] - height), size),
+    )
+    raise DepthcliError(
+        f"{what}: depth nets need width and height that are multiples of {SIZE_MULTIPLE} and at least "
+        f"{MIN_SIDE}; resize or crop to a nearby valid size such as "
+        + " or ".join(format_size(size) for size in candidates[:2])
+    )
+
+
+def check_size_bounds(width: int, height: int, what: str) -> None:
+    """Refuse sizes no run can need (see MAX_SIDE / MAX_PIXELS), before anything is allocated."""
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
         raise DepthcliError(
-            f"size {text!r}: width and height must be positive multiples of {multiple} "
-            f"(nearest: {format_size((_round_up(width, multiple), _round_up(height, multiple)))})"
+            f"{what} is too large ({format_size((width, height))}): depthcli handles at most {MAX_SIDE} pixels "
+            f"per side and {MAX_PIXELS / 1e6:.1f} megapixels; choose a smaller size"
         )
+
+
+def parse_image_size(text: str) -> tuple[int, int]:
+    """Parse `WxH` into `(width, height)`, any positive size within `check_size_bounds`."""
+    match = _SIZE_RE.match(text)
+    if not match or int(match.group(1)) <= 0 or int(match.group(2)) <= 0:
+        raise DepthcliError(f"size {text!r} is not of the form WIDTHxHEIGHT with positive sides (e.g. 640x192)")
+    width, height = int(match.group(1)), int(match.group(2))
+    check_size_bounds(width, height, f"size {text!r}")
+    return width, height
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse `WxH` into `(width, height)`, a size a depth net accepts (the module's rule)."""
+    width, height = parse_image_size(text)
+    check_size(width, height, f"size {text!r}")
     return width, height
 
 
@@ -66,7 +111,3 @@ def parse_resolutions(text: str) -> list[tuple[int, int]]:
     if not parts:
         raise DepthcliError(f"resolution list {text!r} is empty; give e.g. 640x192,1024x320")
     return [parse_size(part) for part in parts]
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return max(multiple, -(-value // multiple) * multiple)

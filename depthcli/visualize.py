@@ -41,9 +41,19 @@ def colorize_disparity(
     disp = np.asarray(disp, dtype=np.float64)
     if disp.ndim != 2:
         raise ValueError(f"expected an (H, W) disparity, got shape {disp.shape}")
-    vmin = float(disp.min())
-    vmax = float(np.percentile(disp, vmax_percentile))
+    return colorize_in_range(disp, *disparity_range(disp, vmax_percentile), colormap)
+
+
+def disparity_range(disp: np.ndarray, vmax_percentile: float = VMAX_PERCENTILE) -> tuple[float, float]:
+    """The colour range `colorize_disparity` gives `disp`: its minimum and its `vmax_percentile`-th percentile."""
+    return float(np.min(disp)), float(np.percentile(disp, vmax_percentile))
+
+
+def colorize_in_range(values: np.ndarray, vmin: float, vmax: float, colormap: str = "magma") -> np.ndarray:
+    """`values` (H, W) -> (H, W, 3) uint8 RGB, `vmin`..`vmax` spread over the colormap and clipped outside
+    it (a shared range makes two pictures comparable, e.g. a prediction and its ground truth)."""
+    values = np.asarray(values, dtype=np.float64)
     span = vmax - vmin
-    normalised = (disp - vmin) / span if span > 0 else np.zeros_like(disp)
+    normalised = (values - vmin) / span if span > 0 else np.zeros_like(values)
     index = np.clip(np.floor(normalised * _LUT_SIZE), 0, _LUT_SIZE - 1).astype(np.intp)
     return colormap_lut(colormap)[index]

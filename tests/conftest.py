@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real data samples live (../shared/data beside the checkout)."""
+"""Shared fixtures: the real data samples (tests/data, or DEPTHCLI_SHARED_DATA) and synthetic worlds."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _shared_data_dir() -> Path:
+    """tests/data in the checkout; DEPTHCLI_SHARED_DATA names another folder with the same samples."""
     override = os.environ.get("DEPTHCLI_SHARED_DATA")
-    return Path(override) if override else REPO_ROOT.parent / "shared" / "data"
+    return Path(override) if override else REPO_ROOT / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
 def kitti_mini() -> Path:
-    """Ten real KITTI raw frames (1242x375) with calibration and velodyne scans."""
+    """Ten real KITTI raw frames (1242x375) with calibration and velodyne scans (see its README.md)."""
     root = _shared_data_dir() / "kitti_raw_mini"
     if not root.is_dir():
         pytest.fail(f"real KITTI sample missing at {root}; set DEPTHCLI_SHARED_DATA")
@@ -70,3 +71,13 @@ def kitti_mini_links(kitti_mini, tmp_path) -> Path:
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.symlink_to(path)
     return target
+
+
+@pytest.fixture(scope="session")
+def official_releases(tmp_path_factory) -> dict[str, Path]:
+    """Release folders of monodepth2, DIFFNet and RA-Depth (all four files) written from the official key
+    lists of tests/fixtures/official; shared, so tests change copies (`official_release.linked_copy`)."""
+    from official_release import PROJECTS, load_fixture, write_release
+
+    root = tmp_path_factory.mktemp("official_releases")
+    return {project: write_release(root / project, load_fixture(project)[0]) for project in PROJECTS}

@@ -17,7 +17,8 @@ import scipy.io
 import torch
 
 from depthcli.data import kitti
-from depthcli.data.cache import build_cache, cache_info, verify_cache
+from depthcli.data.cache import build_cache
+from depthcli.data.cache_file import cache_info, verify_cache
 from depthcli.data.datasets import CachedKittiDataset, CachedNyuDataset
 from depthcli.data.images import read_rgb
 from depthcli.errors import DepthcliError
@@ -52,7 +53,7 @@ def test_eval_cache_holds_full_frames_and_velodyne_gt(eval_cache, kitti_mini):
     info = cache_info(eval_cache)
     assert info["complete"] and info["dataset"] == "kitti" and info["size"] == "full" and info["mode"] == "eval"
     assert (info["frames"], info["samples"], info["skipped"], info["split_name"]) == (10, 10, 0, "eval_files")
-    assert info["source_root"] == str(kitti_mini.resolve()) and info["format_version"] == 1
+    assert info["source_root"] == str(kitti_mini.resolve()) and info["format_version"] == 2
     assert len(info["checksum"]) == 64 and verify_cache(eval_cache) == []
     with h5py.File(eval_cache) as handle:
         assert handle["frames/rgb"].chunks == (1, 375, 1242, 3)
@@ -287,3 +288,18 @@ def test_augmented_dataset_is_deterministic_for_a_seed(train_cache):
         assert torch.equal(sample[("color", -1, 0)], original) or torch.equal(
             sample[("color", -1, 0)], original.flip(-1)
         )
+
+
+def test_uint8_hand_over_becomes_the_float_sample_on_the_device(train_cache):
+    from depthcli.engine.trainer import _to_device
+
+    floats = CachedKittiDataset(train_cache, frame_ids=(0, -1, 1))
+    uint8 = CachedKittiDataset(train_cache, frame_ids=(0, -1, 1), uint8_images=True)
+    sample = uint8[3]
+    assert sample[("color", 0, 0)].dtype == torch.uint8 and sample[("color", 0, 0)].is_contiguous()
+    batch = torch.utils.data.default_collate([sample, uint8[4]])
+    on_device = _to_device(batch, torch.device("cpu"), channels_last=False)
+    expected = torch.utils.data.default_collate([floats[3], floats[4]])
+    for key in ((c, f, 0) for c in ("color", "color_aug") for f in (0, -1, 1)):
+        assert on_device[key].dtype == torch.float32 and torch.equal(on_device[key], expected[key]), key
+    assert torch.equal(on_device[("K", 0)], expected[("K", 0)])

@@ -123,7 +123,7 @@ def test_unwritable_output_directory(kitti_mini, tmp_path, monkeypatch, capsys):
     out = blocker / "sub" / "cache.h5"
     code, _, err = _run_main(
         monkeypatch, capsys, "cache", "build", "--dataset", "kitti", "--root", kitti_mini, "--out", out,
-        "--split", kitti_mini / "train_files.txt", "--size", "64x32",
+        "--split", kitti_mini / "train_files.txt", "--size", "64x64",
     )  # fmt: skip
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert str(blocker / "sub") in err and "writable" in err

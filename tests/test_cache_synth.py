@@ -8,7 +8,8 @@ import torch
 from conftest import SYNTHETIC_KITTI_SIZE
 
 from depthcli.data import kitti
-from depthcli.data.cache import build_cache, cache_info, verify_cache
+from depthcli.data.cache import build_cache
+from depthcli.data.cache_file import cache_info, verify_cache
 from depthcli.data.datasets import CachedKittiDataset, CachedNyuDataset
 from depthcli.data.images import read_rgb
 from depthcli.synth.kitti_world import intrinsics_for, make_rig
@@ -32,7 +33,7 @@ def test_synthetic_kitti_velodyne_gt_matches_the_true_depth(synthetic_kitti, tmp
         image = read_rgb(kitti.image_path(synthetic_kitti, entry.folder, entry.frame_index, "l"))
         assert torch.equal(sample[("color", 0, 0)], torch.from_numpy(image).permute(2, 0, 1).float() / 255)
         truth = np.load(synthetic_kitti / entry.folder / "depth_true" / "data" / f"{entry.frame_index:010d}.npy")
-        # The written P_rect is 1-based like KITTI's, so GUIDE 4's "minus 1" puts each point on the pixel
+        # The written P_rect is 1-based like KITTI's, so the protocol's "minus 1" puts each point on the pixel
         # where it was rendered: compare at the same pixel.
         gt = sample["depth_gt"][0].numpy()
         valid = (gt > 0) & (truth > 0)

@@ -7,10 +7,11 @@ import pickle
 import pytest
 import torch
 
-from depthcli.engine import checkpoint
-from depthcli.engine.checkpoint import load_checkpoint, load_depth_model, load_encoder_init, save_checkpoint
+from depthcli import checkpoints
+from depthcli.checkpoints import load_checkpoint, save_checkpoint
 from depthcli.errors import DepthcliError
 from depthcli.nets import build_depth_net, build_encoder
+from depthcli.nets.loading import load_depth_model, load_encoder_init
 
 
 def _payload(value: float = 1.0) -> dict:
@@ -42,10 +43,10 @@ def test_failed_save_keeps_previous_file(tmp_path, monkeypatch):
             handle.write(b"PK\x03\x04 half a checkpoint")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoint.torch, "save", disk_full)
+    monkeypatch.setattr(checkpoints.torch, "save", disk_full)
     with pytest.raises(DepthcliError, match="No space left"):
         save_checkpoint(path, _payload(9.0))
-    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    monkeypatch.setattr(checkpoints.torch, "save", real_save)
     assert torch.equal(load_checkpoint(path)["model"]["weight"], torch.full((3, 2), 1.0))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # no temp file left behind
 
@@ -105,8 +106,11 @@ def test_load_depth_model_rebuilds_the_net(tmp_path):
     net = build_depth_net("monodepth2")
     config = {"net": "monodepth2", "size": [64, 64], "min_depth": 0.1, "max_depth": 100.0}
     path = save_checkpoint(tmp_path / "d.ckpt", {"kind": "depth", "config": config, "model": net.state_dict()})
-    model, loaded_config = load_depth_model(path)
-    assert loaded_config == config and not model.training
+    loaded = load_depth_model(path)
+    model = loaded.net
+    assert loaded.config == config and not model.training
+    assert (loaded.net_name, loaded.size, loaded.min_depth, loaded.max_depth) == ("monodepth2", (64, 64), 0.1, 100.0)
+    assert loaded.path == path
     image = torch.rand(1, 3, 64, 64)
     net.eval()
     with torch.no_grad():

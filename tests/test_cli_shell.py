@@ -12,7 +12,7 @@ import pytest
 from depthcli import __version__
 from depthcli.atomic import atomic_path, atomic_write_text
 from depthcli.errors import DepthcliError
-from depthcli.sizes import HALF_RESOLUTION_LADDER, RESOLUTION_LADDER, parse_resolutions, parse_size
+from depthcli.sizes import HALF_RESOLUTION_LADDER, RESOLUTION_LADDER, parse_image_size, parse_resolutions, parse_size
 
 
 def test_version_via_module():
@@ -30,6 +30,20 @@ def test_parse_size_accepts_multiples_of_32():
 def test_parse_size_rejects(bad):
     with pytest.raises(DepthcliError, match="size"):
         parse_size(bad)
+
+
+@pytest.mark.parametrize("width, height", [(32, 32), (64, 32), (640, 190), (96, 48)])
+def test_one_size_rule_for_typed_sizes_and_net_inputs(width, height):
+    """Multiples of 32, each side at least 64: what parse_size accepts is exactly what the nets run on."""
+    from depthcli.nets import check_input_size
+
+    with pytest.raises(DepthcliError, match="multiples of 32 and at least 64"):
+        parse_size(f"{width}x{height}")
+    with pytest.raises(DepthcliError, match="multiples of 32 and at least 64"):
+        check_input_size(width, height)
+    assert parse_size("64x64") == (64, 64)
+    check_input_size(64, 64)
+    assert parse_image_size(f"{width}x{height}") == (width, height)  # synthetic worlds render any size
 
 
 def test_resolution_span_is_the_ladder():

@@ -9,7 +9,7 @@ from depthcli.cli import common as common_cli
 from depthcli.cli import weights as weights_cli
 from depthcli.evaluation import ground_truth, protocols, reporting
 from depthcli.inference import IMAGE_RESIZES
-from depthcli.weights_import import PROJECTS
+from depthcli.weights.release_import import PROJECTS
 
 # What a bare `import depthcli.cli.app` (and so every `--help`) must not pull in.
 HEAVY_MODULES = (
@@ -26,7 +26,7 @@ HEAVY_MODULES = (
     "depthcli.synth",
     "depthcli.engine",
     "depthcli.export",
-    "depthcli.weights_import",
+    "depthcli.weights.release_import",
 )
 
 HELP_ARGS = (

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from depthcli.config import build_config, config_from_dict, config_to_dict, load_config_file, save_config
-from depthcli.engine.selfsup import SelfSupConfig, build_selfsup_config
 from depthcli.errors import DepthcliError
+from depthcli.recipe_configs import SELFSUP, SelfSupConfig
 
 
 @dataclasses.dataclass
@@ -75,15 +75,15 @@ def test_bad_files(tmp_path):
 
 
 def test_saved_config_reads_back_identically(tmp_path):
-    config = build_selfsup_config("radepth", overrides={"size": (128, 64), "lr": 3e-4})
+    config = SELFSUP.build_config("radepth", overrides={"size": (128, 64), "lr": 3e-4})
     path = save_config(config, tmp_path / "config.json")
     assert build_config(SelfSupConfig, {}, path) == config
     assert config_from_dict(SelfSupConfig, config_to_dict(config), "checkpoint") == config
     assert json.loads(path.read_text())["size"] == [128, 64]
 
 
-def test_presets_follow_the_guide():
-    mono, diff, ra = (build_selfsup_config(name) for name in ("monodepth2", "diffnet", "radepth"))
+def test_presets_follow_the_papers():
+    mono, diff, ra = (SELFSUP.build_config(name) for name in ("monodepth2", "diffnet", "radepth"))
     assert (mono.net, mono.scales, mono.arbitrary_scale) == ("monodepth2", (0, 1, 2, 3), False)
     assert (diff.net, diff.scales) == ("diffnet", (0, 1, 2, 3))
     assert (ra.net, ra.scales, ra.arbitrary_scale, ra.consistency_weight) == ("radepth", (0,), True, 1.0)
@@ -97,4 +97,4 @@ def test_presets_follow_the_guide():
         )
         assert config.epochs * config.lr_decay_at == 15  # StepLR x0.1 at epoch 15 of 20
     with pytest.raises(DepthcliError, match="unknown preset"):
-        build_selfsup_config("monodepth3")
+        SELFSUP.build_config("monodepth3")

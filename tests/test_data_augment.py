@@ -76,3 +76,18 @@ def test_augment_uses_identical_jitter_for_all_frames_and_keeps_color():
         jittered = not torch.equal(out[("color_aug", -1, 0)], out[("color", -1, 0)])
         seen_flip, seen_jitter = seen_flip or flipped, seen_jitter or jittered
     assert seen_flip and seen_jitter
+
+
+def test_uint8_frames_are_jittered_in_float_and_rounded_back():
+    generator = torch.Generator().manual_seed(2)
+    frames = {("color", f, 0): torch.randint(0, 256, (3, 4, 6), dtype=torch.uint8, generator=generator) for f in (0, 1)}
+    floats = {key: value.float() / 255 for key, value in frames.items()}
+    # the same draws for both: a jitter (and maybe a flip), so the uint8 result is the float result rounded
+    for seed in range(8):
+        as_uint8 = augment_sample(dict(frames), torch.Generator().manual_seed(seed), jitter_prob=1.0)
+        as_float = augment_sample(dict(floats), torch.Generator().manual_seed(seed), jitter_prob=1.0)
+        for f in (0, 1):
+            jittered = as_uint8[("color_aug", f, 0)]
+            assert jittered.dtype == torch.uint8
+            assert torch.equal(jittered, (as_float[("color_aug", f, 0)] * 255).round().to(torch.uint8))
+            assert torch.equal(as_uint8[("color", f, 0)].float() / 255, as_float[("color", f, 0)])

@@ -105,7 +105,7 @@ def test_velodyne_reader(kitti_mini, tmp_path):
 
 
 def _reference_depth_map(calib_dir, velo_path, height, width, use_velo_x=True):
-    """GUIDE 4 written out point by point with plain Python floats and a dict for the nearest point."""
+    """docs/protocols.md's velodyne projection, point by point, in plain Python floats with a dict for the nearest."""
 
     def parse(path):
         table = {}

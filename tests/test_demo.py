@@ -70,3 +70,28 @@ def test_finished_demo_folder_is_not_overwritten(tiny_demo):
 def test_non_positive_budget_is_a_user_error(tmp_path):
     with pytest.raises(DepthcliError, match="--budget-minutes"):
         run_demo(tmp_path / "out", DemoSettings(budget_minutes=0))
+
+
+def test_step_plan_follows_the_measured_step_time(monkeypatch):
+    from depthcli.demo import StepPlan
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr("depthcli.demo.time.monotonic", lambda: clock["now"])
+    monkeypatch.setattr("depthcli.threads.configure_threads", lambda *args, **kwargs: 1)
+    plan = StepPlan(deadline=100.0, planned=100, warmup_steps=16, check_every_s=10.0)
+
+    def run(steps, seconds_per_step, start):
+        """Steps start+1 .. start+steps at `seconds_per_step`; returns the steps at which the plan asked to stop."""
+        stops = []
+        for step in range(start + 1, start + steps + 1):
+            clock["now"] += seconds_per_step
+            if plan.on_step(step, {}):
+                stops.append(step)
+        return stops
+
+    assert run(20, 1.0, 0) == [] and plan.planned == 100  # on schedule: 1 s/step, 100 s
+    assert run(10, 2.0, 20) == [26]  # twice as slow: at t=32 s, 26 + 68 / 2 steps fit
+    assert plan.planned == 26 + 34 and plan.seconds_per_step == pytest.approx(2.0)
+    assert run(2, 1.0, 26) == []  # the first step after the restart is not measured
+    clock["now"] = 80.0  # past 0.7 of the plan the count is kept whatever the speed
+    assert run(20, 5.0, 43) == [] and plan.planned == 60

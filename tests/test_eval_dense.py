@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from depthcli.evaluation.dense_metrics import backproject, canny_edges, cloud_errors, depth_edge_errors, edge_errors
+from depthcli.evaluation.eval_sets import open_eval_set
 from depthcli.evaluation.evaluate import EvalOptions, evaluate_predictions
-from depthcli.evaluation.ground_truth import EvalSet, open_eval_set
+from depthcli.evaluation.ground_truth import EvalSet
 from depthcli.evaluation.metrics import compute_depth_errors
 from depthcli.evaluation.protocols import build_protocol
 

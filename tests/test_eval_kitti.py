@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from depthcli.cli.app import main
-from depthcli.evaluation.ground_truth import open_eval_set
+from depthcli.evaluation.eval_sets import open_eval_set
 
 KITTI_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 # monodepth2's evaluate_depth.py on the Eigen split, switch by switch (median scaling and factor vary by test)

@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from depthcli.checkpoints import save_checkpoint
 from depthcli.cli.app import main
-from depthcli.engine.checkpoint import save_checkpoint
+from depthcli.evaluation.eval_sets import open_eval_set
 from depthcli.evaluation.evaluate import EvalOptions, evaluate_model, evaluate_predictions
-from depthcli.evaluation.ground_truth import open_eval_set
 from depthcli.inference import image_to_tensor, post_process_disparity, run_depth_net
 from depthcli.nets import build_depth_net
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import depthcli
+from depthcli.checkpoints import save_checkpoint
 from depthcli.cli.app import main
-from depthcli.engine.checkpoint import save_checkpoint
 from depthcli.nets import build_depth_net
 
 SIZE = [192, 64]

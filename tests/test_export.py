@@ -9,11 +9,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from depthcli.checkpoints import save_checkpoint
 from depthcli.cli.app import app
-from depthcli.engine.checkpoint import load_depth_model, save_checkpoint
 from depthcli.errors import DepthcliError
 from depthcli.export import export_checkpoint_onnx
 from depthcli.nets import build_depth_net
+from depthcli.nets.loading import load_depth_model
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def test_onnx_round_trip(tmp_path, checkpoint):
     assert result.exit_code == 0, result.output
     assert str(out) in result.output
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    model, _ = load_depth_model(checkpoint)
+    model = load_depth_model(checkpoint).net
     generator = torch.Generator().manual_seed(2)
     for batch, height, width in [(1, 64, 128), (2, 96, 160)]:  # traced size, then other dynamic axes
         image = torch.rand(batch, 3, height, width, generator=generator)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from depthcli.engine.checkpoint import save_checkpoint
+from depthcli.checkpoints import save_checkpoint
+from depthcli.engine.boundary_net import (
+    evaluate_inverse_transform_net,
+    synthetic_edge_maps,
+    train_inverse_transform_net,
+)
 from depthcli.errors import DepthcliError
-from depthcli.losses import BoundaryLoss, load_boundary_net, save_boundary_net, sobel_edges, train_inverse_transform_net
-from depthcli.losses.boundary import evaluate_inverse_transform_net, synthetic_edge_maps
+from depthcli.losses import BoundaryLoss, sobel_edges
+from depthcli.nets.inverse_transform import load_boundary_net, save_boundary_net
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from depthcli.nets import (
 )
 from depthcli.nets.fcrn import _unpool_conv5
 
-# Published parameter counts (papers / GUIDE): the nets must match within 1 %.
+# Published parameter counts (the papers; docs/protocols.md): the nets must match within 1 %.
 PUBLISHED_PARAMS = {
     "monodepth2": 14.33e6,
     "diffnet": 10.87e6,
@@ -149,11 +149,12 @@ def test_expanded_conv1_on_duplicated_image_equals_single_image_net():
         torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5)
 
 
-def test_pose_output_is_split_and_scaled_by_one_hundredth():
+def test_pose_output_is_the_first_of_two_poses_split_and_scaled_by_one_hundredth():
+    """monodepth2's decoder has 12 output channels (two poses); the trainer uses channels 0..5."""
     net = build_pose_net("resnet18").eval()
     with torch.no_grad():
         net.decoder.pose2.weight.zero_()
-        net.decoder.pose2.bias.copy_(torch.arange(1.0, 7.0))
+        net.decoder.pose2.bias.copy_(torch.arange(1.0, 13.0))
         axisangle, translation = net(torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64))
     torch.testing.assert_close(axisangle, torch.tensor([[0.01, 0.02, 0.03]] * 2))
     torch.testing.assert_close(translation, torch.tensor([[0.04, 0.05, 0.06]] * 2))

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from depthcli.cli.app import app
 
-# Parameters (within 1 %) and multiply-adds at 640x192 (GUIDE 6) as the papers report them.
+# Parameters (within 1 %) and multiply-adds at 640x192 as the papers report them (docs/protocols.md).
 PUBLISHED = {"monodepth2": (14.33e6, 8.0e9), "diffnet": (10.87e6, 11.8e9), "radepth": (9.98e6, 10.7e9)}
 
 
@@ -21,7 +21,6 @@ def test_models_json_lists_depth_nets_with_published_counts():
     assert all(set(row) == {"name", "params", "macs", "scales"} for row in rows.values())
     for name, (params, macs) in PUBLISHED.items():
         assert rows[name]["params"] == pytest.approx(params, rel=0.01)
-        # RA-Depth applies its 1x1 fusion convs after upsampling (same function, ~0.1 G more work)
         assert rows[name]["macs"] == pytest.approx(macs, rel=0.02)
     assert rows["monodepth2"]["scales"] == [0, 1, 2, 3]
     assert rows["diffnet"]["scales"] == [0, 1, 2, 3]

@@ -17,9 +17,11 @@ import torch
 from fixtures.official.official_recipe import crop_frame, kitti_intrinsics, seeded_state_dict
 
 from depthcli.data.images import read_rgb
-from depthcli.engine.selfsup import SelfSupTask, build_selfsup_config
-from depthcli.engine.trainer import METRICS_FILE, train
-from depthcli.weights_import import import_reference_weights
+from depthcli.engine.run_dir import METRICS_FILE
+from depthcli.engine.selfsup import SelfSupTask
+from depthcli.engine.trainer import train
+from depthcli.recipe_configs import SELFSUP
+from depthcli.weights.release_import import import_reference_weights
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures/official/monodepth2_trainer.json").read_text())
 STEPS = len(FIXTURE["losses"]["reference"])
@@ -34,28 +36,6 @@ def write_release(folder: Path) -> Path:
             state.update(height=FIXTURE["crop"]["height"], width=FIXTURE["crop"]["width"], use_stereo=False)
         torch.save(state, folder / f"{name}.pth")
     return folder
-
-
-def pose_state_from_release(folder: Path) -> dict[str, torch.Tensor]:
-    """monodepth2's pose_encoder.pth + pose.pth as depthcli's PoseNet state dict.
-
-    Its decoder `net.0..3` is (squeeze, pose 0, pose 1, pose 2); the last predicts two poses (12
-    channels) of which the trainer uses the first, i.e. output channels 0..5.
-    """
-    encoder = torch.load(folder / "pose_encoder.pth", weights_only=True)
-    decoder = torch.load(folder / "pose.pth", weights_only=True)
-    state = {
-        f"encoder.{key.removeprefix('encoder.')}": value
-        for key, value in encoder.items()
-        if not key.startswith("encoder.fc.")
-    }
-    names = ("squeeze", "pose0", "pose1", "pose2")
-    for index, name in enumerate(names):
-        weight, bias = decoder[f"net.{index}.weight"], decoder[f"net.{index}.bias"]
-        if name == "pose2":
-            weight, bias = weight[:6], bias[:6]
-        state[f"decoder.{name}.weight"], state[f"decoder.{name}.bias"] = weight, bias
-    return state
 
 
 class ParitySample(torch.utils.data.Dataset):
@@ -85,7 +65,7 @@ def depthcli_losses(kitti_mini, tmp_path_factory) -> list[float]:
     tmp = tmp_path_factory.mktemp("parity_monodepth2")
     release = write_release(tmp / "release")
     crop = FIXTURE["crop"]
-    config = build_selfsup_config(
+    config = SELFSUP.build_config(
         "monodepth2",
         overrides={
             "size": (crop["width"], crop["height"]),
@@ -96,11 +76,14 @@ def depthcli_losses(kitti_mini, tmp_path_factory) -> list[float]:
             "lr": FIXTURE["adam"]["lr"],
             "lr_decay_at": 1.0,
             "num_workers": 0,
+            "amp": "off",  # the official trainer runs in float32 (the default `auto` is bf16 on capable CPUs)
+            "channels_last": False,
         },
     )
+    imported = import_reference_weights("monodepth2", release)
     task = SelfSupTask.from_config(config)
-    task.networks["depth"].load_state_dict(import_reference_weights("monodepth2", release)["model"])
-    task.networks["pose"].load_state_dict(pose_state_from_release(release))
+    task.networks["depth"].load_state_dict(imported["model"])
+    task.networks["pose"].load_state_dict(imported["networks"]["pose"])
     task.tie_noise_generator = torch.Generator().manual_seed(FIXTURE["noise"]["seed"])
     train(task, ParitySample(kitti_mini, STEPS), config, tmp / "run", progress=False)
     records = [json.loads(line) for line in (tmp / "run" / METRICS_FILE).read_text().splitlines()]

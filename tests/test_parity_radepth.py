@@ -19,10 +19,11 @@ from fixtures.official.official_recipe import KITTI_K_NORMALISED, crop_frame, di
 
 from depthcli.data.arbitrary_scale import ArbitraryScaleAugment, ScaleDraw
 from depthcli.data.images import read_rgb
-from depthcli.engine.selfsup import SelfSupTask, build_selfsup_config
+from depthcli.engine.selfsup import SelfSupTask
 from depthcli.errors import DepthcliError
 from depthcli.geometry import intrinsics_from_normalised
 from depthcli.losses import CrossScaleConsistency
+from depthcli.recipe_configs import SELFSUP
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures/official/radepth_augment_consistency.json").read_text())
 CROP = FIXTURE["crop"]
@@ -140,7 +141,7 @@ def test_radepth_preset_feeds_the_pose_net_plain_frames():
     plain, jittered = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
     batch = {("color", f, 0): plain for f in (0, -1, 1)} | {("color_aug", f, 0): jittered for f in (0, -1, 1)}
     for preset in ("monodepth2", "radepth"):
-        task = SelfSupTask(build_selfsup_config(preset, overrides={"net": "monodepth2", "scales": (0,)}))
+        task = SelfSupTask(SELFSUP.build_config(preset, overrides={"net": "monodepth2", "scales": (0,)}))
         task.networks["pose"].register_forward_hook(lambda module, args, output: seen.append(args))
         task._poses(batch)
     assert all(frame is jittered for args in seen[:2] for frame in args)
@@ -148,8 +149,8 @@ def test_radepth_preset_feeds_the_pose_net_plain_frames():
 
 
 def test_low_mask_is_a_config_switch():
-    config = build_selfsup_config("radepth", overrides={"net": "monodepth2", "consistency_low_mask": "batch"})
+    config = SELFSUP.build_config("radepth", overrides={"net": "monodepth2", "consistency_low_mask": "batch"})
     assert SelfSupTask(config).consistency.low_mask == "batch"
-    assert build_selfsup_config("radepth").consistency_low_mask == "sample"
+    assert SELFSUP.build_config("radepth").consistency_low_mask == "sample"
     with pytest.raises(DepthcliError, match="consistency_low_mask"):
-        build_selfsup_config("radepth", overrides={"consistency_low_mask": "all"})
+        SELFSUP.build_config("radepth", overrides={"consistency_low_mask": "all"})

@@ -13,11 +13,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from depthcli.checkpoints import save_checkpoint
 from depthcli.cli.app import app
-from depthcli.engine.checkpoint import save_checkpoint
 from depthcli.errors import DepthcliError
 from depthcli.nets import build_depth_net
-from depthcli.predict import plan_inputs, predict
+from depthcli.predict import predict
+from depthcli.predict_inputs import plan_inputs
 from depthcli.visualize import colorize_disparity
 
 NET_SIZE = (128, 64)  # (W, H)
@@ -94,7 +95,7 @@ def test_folder_with_two_sizes_and_bad_files(tmp_path, checkpoint):
 
 def test_npy_is_the_network_output(tmp_path, checkpoint):
     rgb = _write_image(tmp_path / "img.png", NET_SIZE[0], NET_SIZE[1], seed=3)
-    predict([tmp_path / "img.png"], checkpoint, tmp_path / "out", device="cpu")
+    predict([tmp_path / "img.png"], checkpoint, tmp_path / "out", device="cpu", amp="off")
     payload = torch.load(checkpoint, weights_only=True)
     model = build_depth_net("monodepth2")
     model.load_state_dict(payload["model"])
@@ -228,7 +229,7 @@ def test_cli_rejects_size_not_multiple_of_32(tmp_path, checkpoint):
 
 
 def test_device_names_like_eval_and_sweep(monkeypatch):
-    from depthcli.predict import resolve_device
+    from depthcli.devices import resolve_device
 
     assert resolve_device("cpu") == torch.device("cpu")
     for bad in ("cuda:x", "cpu:0", "gpu", "cuda:"):
@@ -242,3 +243,17 @@ def test_device_names_like_eval_and_sweep(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(DepthcliError, match="no CUDA device"):
         resolve_device("cuda:0")
+
+
+def test_bf16_outputs_within_a_hundredth_of_float32_and_workers_change_nothing(tmp_path, checkpoint, kitti_mini):
+    frames = kitti_mini / "2011_09_26" / "2011_09_26_drive_0000_sync" / "image_02" / "data"
+    runs = {"fp32": ("off", 0), "fp32-workers": ("off", 2), "bf16": ("bf16", 2)}
+    for name, (amp, workers) in runs.items():
+        result = predict([frames], checkpoint, tmp_path / name, size=(256, 64), batch_size=3, device="cpu",
+                         amp=amp, workers=workers, save=["npy"])  # fmt: skip
+        assert result.frames_done == 10 and not result.failures
+    scaled_per_sigmoid = 1 / MIN_DEPTH - 1 / MAX_DEPTH  # the .npy holds the scaled disparity
+    for path in sorted((tmp_path / "fp32").glob("*.npy")):
+        fp32 = np.load(path)
+        assert np.array_equal(np.load(tmp_path / "fp32-workers" / path.name), fp32)
+        assert np.abs(np.load(tmp_path / "bf16" / path.name) - fp32).max() / scaled_per_sigmoid < 1e-2

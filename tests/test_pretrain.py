@@ -11,14 +11,15 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
+from depthcli.checkpoints import load_checkpoint, save_checkpoint
 from depthcli.cli.app import app
-from depthcli.config import build_config
 from depthcli.data.pretrain_views import PretrainViews, open_image_source
-from depthcli.engine.checkpoint import load_checkpoint, load_encoder_init, save_checkpoint
-from depthcli.engine.pretrain import PretrainConfig, PretrainTask, preset_values
+from depthcli.engine.pretrain import PretrainTask
 from depthcli.errors import DepthcliError
 from depthcli.gradient_field import gradient_field
 from depthcli.nets import build_depth_net
+from depthcli.nets.loading import load_encoder_init
+from depthcli.recipe_configs import PRETRAIN, PretrainConfig
 
 SMALL = {"encoder": "resnet18", "size": (32, 32), "batch_size": 4, "queue": 16, "num_workers": 0}
 
@@ -50,7 +51,7 @@ def one_thread():
 
 def _config(image_folder: Path, **overrides) -> PretrainConfig:
     values = {**SMALL, "data": str(image_folder), "dataset": "folder", **overrides}
-    return build_config(PretrainConfig, preset_values("grmc"), None, values)
+    return PRETRAIN.build_config("grmc", overrides=values)
 
 
 def _batch(config: PretrainConfig) -> dict:
@@ -136,7 +137,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(image_folder):
 def test_cli_pretrains_hrnet_for_diffnet_and_resumes(image_folder, tmp_path, one_thread):
     out, fields = tmp_path / "run", tmp_path / "fields"
     args = ["pretrain", "--data", str(image_folder), "--dataset", "folder", "--encoder", "hrnet18", "--out", str(out)]
-    small = ["--size", "32x32", "--batch-size", "4", "--queue", "8", "--num-workers", "0", "--no-progress"]
+    small = ["--size", "64x64", "--batch-size", "4", "--queue", "8", "--num-workers", "0", "--no-progress"]
     result = CliRunner().invoke(app, [*args, *small, "--max-steps", "1", "--save-gradient-fields", str(fields)])
     assert result.exit_code == 0, result.output
     assert str(out / "encoder.ckpt") in result.output.replace("\n", "")
@@ -173,7 +174,7 @@ def test_resnet50_encoder_into_diffnet_is_a_clear_error(tmp_path, image_folder):
 )
 def test_cli_bad_input(image_folder, tmp_path, extra, message):
     args = ["pretrain", "--data", str(image_folder), "--dataset", "folder", "--out", str(tmp_path / "run")]
-    small = ["--encoder", "resnet18", "--size", "32x32", "--batch-size", "4", "--queue", "16", "--max-steps", "1"]
+    small = ["--encoder", "resnet18", "--size", "64x64", "--batch-size", "4", "--queue", "16", "--max-steps", "1"]
     result = CliRunner().invoke(app, [*args, *small, *extra, "--num-workers", "0", "--no-progress"])
     assert result.exit_code != 0
     assert isinstance(result.exception, DepthcliError), result.output
@@ -183,7 +184,7 @@ def test_cli_bad_input(image_folder, tmp_path, extra, message):
 def test_cli_empty_folder_and_nan_loss(image_folder, tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
-    small = ["--encoder", "resnet18", "--size", "32x32", "--batch-size", "4", "--queue", "16", "--max-steps", "1"]
+    small = ["--encoder", "resnet18", "--size", "64x64", "--batch-size", "4", "--queue", "16", "--max-steps", "1"]
     result = CliRunner().invoke(
         app, ["pretrain", "--data", str(empty), "--dataset", "folder", "--out", str(tmp_path / "a"), *small]
     )

@@ -22,7 +22,7 @@ from depthcli.data.standard_splits import (
     standard_split,
 )
 from depthcli.errors import DepthcliError
-from depthcli.evaluation.ground_truth import open_eval_set
+from depthcli.evaluation.eval_sets import open_eval_set
 from depthcli.evaluation.selection import eval_selection_warnings, train_selection_warnings
 
 

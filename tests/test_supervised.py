@@ -11,20 +11,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from depthcli.checkpoints import load_checkpoint
 from depthcli.cli.app import app
-from depthcli.config import build_config
 from depthcli.data.cache import build_cache
-from depthcli.engine.checkpoint import load_checkpoint
 from depthcli.engine.supervised import (
     NyuSupervisedSamples,
-    SupervisedConfig,
     SupervisedTask,
     labelled_subset,
-    preset_values,
     rotate,
     training_set,
 )
 from depthcli.errors import DepthcliError
+from depthcli.recipe_configs import SUPERVISED, SupervisedConfig
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +32,7 @@ def nyu_cache(synthetic_nyu, tmp_path_factory) -> Path:
 
 def _config(cache: Path, **overrides) -> SupervisedConfig:
     values = {"data": str(cache), "size": (64, 64), "batch_size": 2, "num_workers": 0, **overrides}
-    return build_config(SupervisedConfig, preset_values("nyu-resnet50"), None, values)
+    return SUPERVISED.build_config("nyu-resnet50", overrides=values)
 
 
 def _expected_subset(count: int, fraction: float, seed: int) -> list[int]:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from depthcli.checkpoints import save_checkpoint
 from depthcli.cli.app import main
-from depthcli.engine.checkpoint import save_checkpoint
+from depthcli.evaluation.eval_sets import open_eval_set
 from depthcli.evaluation.evaluate import evaluate_model
-from depthcli.evaluation.ground_truth import open_eval_set
 from depthcli.evaluation.sweep import checkpoint_labels, run_sweep
 from depthcli.nets import build_depth_net
 

@@ -6,6 +6,7 @@ depth, reprojection with the true poses), never through depthcli.synth internals
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -285,7 +286,37 @@ def test_nyu_reader_round_trip(synthetic_nyu):
 
 
 def test_cache_builds_and_verifies_from_synthetic_kitti(synthetic_kitti, tmp_path):
-    from depthcli.data.cache import build_cache, verify_cache
+    from depthcli.data.cache import build_cache
+    from depthcli.data.cache_file import verify_cache
 
     out = build_cache("kitti", synthetic_kitti, tmp_path / "w.h5", split=synthetic_kitti / "train_files.txt")
     assert verify_cache(out) == []
+
+
+@pytest.mark.parametrize("interruption", [OSError("disk full"), KeyboardInterrupt()])
+def test_interrupted_render_leaves_no_half_world(interruption, tmp_path, monkeypatch):
+    import depthcli.synth.generate as generate
+
+    written = []
+
+    def failing_write(path, points):
+        written.append(path)
+        if len(written) == 3:
+            raise interruption
+
+    monkeypatch.setattr(generate.writers, "write_velodyne", failing_write)
+    with pytest.raises(type(interruption)):
+        synth_kitti(tmp_path / "world", frames=5, size=(32, 16), workers=1)
+    assert len(written) == 3 and list(tmp_path.iterdir()) == [], "neither the world nor its staging folder remain"
+
+
+def test_world_goes_only_into_a_new_or_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    synth_nyu(tmp_path / "empty", frames=2, size=(16, 12), workers=1)
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["nyu_depth_v2_labeled.mat", "splits.mat"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "empty").stat().st_mode & 0o777 == 0o777 & ~umask, "not left private like a temp folder"
+    with pytest.raises(DepthcliError, match="empty.* is a folder with files in it; synth writes a whole new world"):
+        synth_nyu(tmp_path / "empty", frames=2, size=(16, 12), workers=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]

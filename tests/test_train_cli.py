@@ -8,9 +8,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from depthcli.checkpoints import load_checkpoint
 from depthcli.cli.app import app
-from depthcli.engine.checkpoint import load_checkpoint, load_depth_model
 from depthcli.errors import DepthcliError
+from depthcli.nets.loading import load_depth_model
 
 
 def test_train_from_raw_root_then_resume_with_config_precedence(tmp_path, synthetic_kitti):
@@ -40,8 +41,10 @@ def test_train_from_raw_root_then_resume_with_config_precedence(tmp_path, synthe
     assert state["train_state"]["step"] == 3 and state["config"]["lr"] == 0.002
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").open()]
     assert steps == [1, 2, 3]  # logged at every step, before and after the resume
-    model, config = load_depth_model(run / "last.ckpt")
+    loaded = load_depth_model(run / "last.ckpt")
+    model, config = loaded.net, loaded.config
     assert config["net"] == "radepth" and config["size"] == [64, 64]
+    assert (loaded.net_name, loaded.size, loaded.min_depth, loaded.max_depth) == ("radepth", (64, 64), 0.1, 100.0)
     with torch.no_grad():
         disp = model(torch.rand(1, 3, 64, 64))[("disp", 0)]
     assert disp.shape == (1, 1, 64, 64)

@@ -9,9 +9,10 @@ import torch
 import torch.multiprocessing as mp
 from test_train_selfsup import SIZE, SlidingTexture
 
-from depthcli.engine.checkpoint import load_checkpoint
-from depthcli.engine.selfsup import SelfSupTask, build_selfsup_config
+from depthcli.checkpoints import load_checkpoint
+from depthcli.engine.selfsup import SelfSupTask
 from depthcli.engine.trainer import train
+from depthcli.recipe_configs import SELFSUP
 
 
 def _free_port() -> int:
@@ -25,7 +26,7 @@ def _worker(rank: int, world_size: int, port: int, run_dir: str) -> None:
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
     torch.set_num_threads(1)
-    config = build_selfsup_config(
+    config = SELFSUP.build_config(
         "diffnet",
         overrides={
             "size": SIZE,

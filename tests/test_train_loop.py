@@ -6,14 +6,17 @@ import json
 
 import pytest
 import torch
+from interrupt import Killed, kill_after
 from torch import nn
 from torch.utils.data import Dataset
 from typer.testing import CliRunner
 
+from depthcli.checkpoints import load_checkpoint
 from depthcli.cli.app import app
-from depthcli.engine.checkpoint import load_checkpoint
-from depthcli.engine.trainer import TrainConfig, TrainingDiverged, TrainingTask, train
+from depthcli.engine.task import TrainingTask
+from depthcli.engine.trainer import STOPPED_BY_CALLBACK, TrainingDiverged, train
 from depthcli.errors import DepthcliError
+from depthcli.recipe_configs import TrainConfig
 
 
 class NoisyPoints(Dataset):
@@ -60,16 +63,9 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     straight = LineFit()
     train(straight, NoisyPoints(), _config(), tmp_path / "a", progress=False)
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_4(step, losses):
-        if step == 4:
-            raise Killed
-
     torch.manual_seed(0)
     with pytest.raises(Killed):
-        train(LineFit(), NoisyPoints(), _config(save_every=2), tmp_path / "b", progress=False, on_step=kill_after_4)
+        train(LineFit(), NoisyPoints(), _config(save_every=2), tmp_path / "b", progress=False, on_step=kill_after(4))
     torch.manual_seed(123)  # a fresh process: different RNG, different init, restored from the checkpoint
     resumed = LineFit()
     result = train(resumed, NoisyPoints(), _config(num_workers=1), tmp_path / "b", resume=True, progress=False)
@@ -92,10 +88,11 @@ def test_run_dir_contents_and_best_checkpoint(tmp_path):
     val = [r["val"]["abs_rel"] for r in records if "val" in r]
     assert len(val) == 3  # one validation per epoch
     best = load_checkpoint(tmp_path / "best.ckpt", expected_kind="depth")
-    assert best["train_state"]["best_metric"] == pytest.approx(min(val))
+    assert "train_state" not in best  # weights only: no optimizer, scheduler or RNG states
+    assert best["trained"]["best_metric"] == pytest.approx(min(val)) and best["metrics"]["abs_rel"] == min(val)
     assert result.best_metric == pytest.approx(min(val))
     best_step = [r["step"] for r in records if "val" in r][val.index(min(val))]
-    assert best["train_state"]["step"] == best_step
+    assert best["trained"]["step"] == best_step == result.best_step and result.metric_name == "abs_rel"
     assert json.loads((tmp_path / "config.json").read_text())["batch_size"] == 2
 
 
@@ -137,11 +134,22 @@ def test_batch_larger_than_data_is_an_error(tmp_path):
         train(LineFit(), NoisyPoints(), _config(batch_size=8), tmp_path, progress=False)
 
 
-def test_compile_is_ignored_with_a_warning_on_cpu(tmp_path):
+def test_compile_on_cpu_compiles_the_photometric_loss_during_training_only(tmp_path):
+    from depthcli.losses import photometric
+
+    seen = []
+
+    class Recording(LineFit):
+        def forward(self, batch):
+            seen.append(photometric._use_compiled_reference)
+            return super().forward(batch)
+
     torch.manual_seed(0)
-    with pytest.warns(UserWarning, match="--compile only applies on CUDA"):
-        result = train(LineFit(), NoisyPoints(), _config(compile=True, max_steps=1), tmp_path, progress=False)
-    assert result.steps == 1
+    result = train(Recording(), NoisyPoints(), _config(compile=True, max_steps=2), tmp_path, progress=False)
+    assert result.steps == 2 and seen == [True, True]
+    assert not photometric._use_compiled_reference  # switched off again when the run ends
+    train(Recording(), NoisyPoints(), _config(max_steps=1), tmp_path / "plain", progress=False)
+    assert seen[-1] is False
 
 
 def test_time_budget_stops_after_the_current_step_and_saves(tmp_path):
@@ -149,3 +157,17 @@ def test_time_budget_stops_after_the_current_step_and_saves(tmp_path):
     result = train(LineFit(), NoisyPoints(), _config(max_minutes=1e-9), tmp_path, progress=False)
     assert (result.steps, result.stop_reason) == (1, "time budget spent")
     assert load_checkpoint(tmp_path / "last.ckpt")["train_state"]["step"] == 1
+
+
+def test_on_step_can_stop_the_run_which_then_resumes_where_it_stopped(tmp_path):
+    torch.manual_seed(0)
+    straight = LineFit()
+    train(straight, NoisyPoints(), _config(), tmp_path / "a", progress=False)
+    torch.manual_seed(0)
+    first = train(LineFit(), NoisyPoints(), _config(), tmp_path / "b", progress=False, on_step=lambda s, _: s == 5)
+    assert (first.steps, first.stop_reason) == (5, STOPPED_BY_CALLBACK)
+    assert load_checkpoint(tmp_path / "b" / "last.ckpt")["train_state"]["step"] == 5
+    resumed = LineFit()
+    assert train(resumed, NoisyPoints(), _config(), tmp_path / "b", resume=True, progress=False).steps == 9
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name

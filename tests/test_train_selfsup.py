@@ -7,13 +7,15 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from interrupt import Killed, kill_after
 from torch.utils.data import Dataset
 
 from depthcli.data.arbitrary_scale import ArbitraryScaleAugment, splice_fill
-from depthcli.engine.selfsup import SelfSupTask, build_selfsup_config, training_transform
+from depthcli.engine.selfsup import SelfSupTask, training_transform
 from depthcli.engine.trainer import train
 from depthcli.errors import DepthcliError
 from depthcli.geometry import intrinsics_from_normalised
+from depthcli.recipe_configs import SELFSUP
 
 KITTI_K = torch.tensor([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
 SIZE = (64, 64)
@@ -136,7 +138,7 @@ def test_splice_fill_repeats_the_edge_bands():
 @pytest.mark.parametrize("preset", ["monodepth2", "diffnet", "radepth"])
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tmp_path, preset):
     steps = 4
-    config = build_selfsup_config(
+    config = SELFSUP.build_config(
         preset,
         overrides={
             "size": SIZE,
@@ -166,7 +168,7 @@ def _batch_of(sample: dict) -> dict:
 
 
 def test_consistency_weight_ramps_in_over_its_steps():
-    config = build_selfsup_config("radepth", overrides={"size": SIZE, "consistency_ramp": (2, 6)})
+    config = SELFSUP.build_config("radepth", overrides={"size": SIZE, "consistency_ramp": (2, 6)})
     torch.manual_seed(0)
     task = SelfSupTask(config)
     batch = _batch_of(SlidingTexture(transform=training_transform(config))[0])
@@ -179,7 +181,7 @@ def test_consistency_weight_ramps_in_over_its_steps():
 
 
 def test_consistency_ramp_must_be_ordered_steps():
-    config = build_selfsup_config("radepth", overrides={"size": SIZE, "consistency_ramp": (5, 2)})
+    config = SELFSUP.build_config("radepth", overrides={"size": SIZE, "consistency_ramp": (5, 2)})
     with pytest.raises(DepthcliError, match=r"consistency_ramp \[5, 2\]"):
         SelfSupTask(config)
 
@@ -188,7 +190,7 @@ def test_radepth_resume_reproduces_the_uninterrupted_run(tmp_path):
     """3 steps straight vs. killed after 2 (mid-epoch 1, with random scale augmentation) and resumed."""
     overrides = {"size": SIZE, "batch_size": 2, "max_steps": 3, "num_workers": 0, "save_every": 2, "log_every": 1,
                  "warmup_steps": 2, "consistency_ramp": (1, 3)}  # fmt: skip
-    config = build_selfsup_config("radepth", overrides=overrides)
+    config = SELFSUP.build_config("radepth", overrides=overrides)
 
     def dataset():
         return SlidingTexture(count=4, transform=training_transform(config))
@@ -197,16 +199,9 @@ def test_radepth_resume_reproduces_the_uninterrupted_run(tmp_path):
     straight = SelfSupTask(config)
     train(straight, dataset(), config, tmp_path / "a", progress=False)
 
-    class Killed(Exception):
-        pass
-
-    def kill(step, losses):
-        if step == 2:
-            raise Killed
-
     torch.manual_seed(0)
     with pytest.raises(Killed):
-        train(SelfSupTask(config), dataset(), config, tmp_path / "b", progress=False, on_step=kill)
+        train(SelfSupTask(config), dataset(), config, tmp_path / "b", progress=False, on_step=kill_after(2))
     torch.manual_seed(7)
     resumed = SelfSupTask(config)
     train(resumed, dataset(), config, tmp_path / "b", resume=True, progress=False)
@@ -215,15 +210,16 @@ def test_radepth_resume_reproduces_the_uninterrupted_run(tmp_path):
 
 
 def test_boundary_loss_joins_the_total(tmp_path):
-    from depthcli.losses.boundary import save_boundary_net, train_inverse_transform_net
+    from depthcli.engine.boundary_net import train_inverse_transform_net
+    from depthcli.nets.inverse_transform import save_boundary_net
 
     net, net_config = train_inverse_transform_net(steps=2, batch_size=4)
     path = save_boundary_net(tmp_path / "boundary.ckpt", net, net_config)
     base = {"size": SIZE, "scales": (0,)}
     torch.manual_seed(0)
-    plain = SelfSupTask(build_selfsup_config("monodepth2", overrides=base))
+    plain = SelfSupTask(SELFSUP.build_config("monodepth2", overrides=base))
     torch.manual_seed(0)
-    config = build_selfsup_config(
+    config = SELFSUP.build_config(
         "monodepth2", overrides={**base, "boundary_loss": True, "boundary_net": str(path), "boundary_weight": 0.5}
     )
     with_boundary = SelfSupTask(config)
@@ -240,7 +236,7 @@ def test_boundary_loss_joins_the_total(tmp_path):
 def test_bf16_autocast_and_channels_last_step(tmp_path):
     overrides = {"size": SIZE, "batch_size": 2, "max_steps": 1, "num_workers": 0, "amp": "bf16",
                  "channels_last": True, "log_every": 1}  # fmt: skip
-    config = build_selfsup_config("monodepth2", overrides=overrides)
+    config = SELFSUP.build_config("monodepth2", overrides=overrides)
     torch.manual_seed(0)
     result = train(SelfSupTask(config), SlidingTexture(), config, tmp_path, progress=False)
     assert result.steps == 1 and 0 < result.last_loss < 1

@@ -1,220 +1,169 @@
-"""`depthcli weights import|info`: a monodepth2 release folder imports and reproduces its outputs.
+"""`depthcli weights import|info`: what a bad release folder does, and what `info` shows.
 
-The reference network is re-created here from the facts of monodepth2's parameter layout (a
-torchvision-style ResNet-18 stored as `encoder`, a decoder ModuleList filled in the order
-upconv(4,0), upconv(4,1), ..., upconv(0,1), dispconv(0..3)), independently of depthcli's nets.
+Release folders are regenerated from the official key lists (tests/official_release.py); that they
+reproduce the official outputs is tests/test_official_releases.py's job.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import json
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
+from official_release import linked_copy, load_fixture
 from typer.testing import CliRunner
 
-from depthcli.cli.app import app
-from depthcli.engine.checkpoint import load_depth_model, save_checkpoint
+from depthcli.checkpoints import save_checkpoint
+from depthcli.cli.app import app, main
 from depthcli.errors import DepthcliError
-from depthcli.weights_import import import_reference_weights
-
-HEIGHT, WIDTH = 64, 128
-
-
-class RefBasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        shortcut = x if self.downsample is None else self.downsample(x)
-        y = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(y)) + shortcut)
-
-
-class RefResNet18(nn.Module):
-    """torchvision's resnet18 attribute names, including the (unused) ImageNet `fc`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        widths = [(64, 64, 1), (64, 128, 2), (128, 256, 2), (256, 512, 2)]
-        for index, (cin, cout, stride) in enumerate(widths, start=1):
-            setattr(
-                self, f"layer{index}", nn.Sequential(RefBasicBlock(cin, cout, stride), RefBasicBlock(cout, cout, 1))
-            )
-        self.fc = nn.Linear(512, 1000)
-
-
-class RefEncoder(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.encoder = RefResNet18()
-
-    def forward(self, image):
-        r = self.encoder
-        x = (image - 0.45) / 0.225
-        feats = [F.relu(r.bn1(r.conv1(x)))]
-        feats.append(r.layer1(r.maxpool(feats[-1])))
-        for layer in (r.layer2, r.layer3, r.layer4):
-            feats.append(layer(feats[-1]))
-        return feats
-
-
-class RefConv3x3(nn.Module):
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.pad = nn.ReflectionPad2d(1)
-        self.conv = nn.Conv2d(cin, cout, 3)
-
-    def forward(self, x):
-        return self.conv(self.pad(x))
-
-
-class RefConvBlock(nn.Module):
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv = RefConv3x3(cin, cout)
-        self.nonlin = nn.ELU()
-
-    def forward(self, x):
-        return self.nonlin(self.conv(x))
-
-
-class RefDecoder(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        enc, dec = [64, 64, 128, 256, 512], [16, 32, 64, 128, 256]
-        self.blocks = OrderedDict()
-        for i in range(4, -1, -1):
-            self.blocks[("upconv", i, 0)] = RefConvBlock(enc[-1] if i == 4 else dec[i + 1], dec[i])
-            self.blocks[("upconv", i, 1)] = RefConvBlock(dec[i] + (enc[i - 1] if i > 0 else 0), dec[i])
-        for s in range(4):
-            self.blocks[("dispconv", s)] = RefConv3x3(dec[s], 1)
-        self.decoder = nn.ModuleList(self.blocks.values())
-
-    def forward(self, feats):
-        out, x = {}, feats[-1]
-        for i in range(4, -1, -1):
-            x = F.interpolate(self.blocks[("upconv", i, 0)](x), scale_factor=2, mode="nearest")
-            x = torch.cat([x] + ([feats[i - 1]] if i > 0 else []), 1)
-            x = self.blocks[("upconv", i, 1)](x)
-            if i < 4:
-                out[("disp", i)] = torch.sigmoid(self.blocks[("dispconv", i)](x))
-        return out
-
-
-def _randomise(module: nn.Module, generator: torch.Generator) -> None:
-    """Random weights *and* BatchNorm statistics, so that a wrong mapping cannot go unnoticed."""
-    with torch.no_grad():
-        for name, tensor in module.state_dict().items():
-            if not tensor.is_floating_point():
-                continue
-            if name.endswith("running_var"):
-                tensor.copy_(0.5 + torch.rand(tensor.shape, generator=generator))
-            elif name.endswith("running_mean") or name.endswith("bias"):
-                tensor.copy_(0.1 * torch.randn(tensor.shape, generator=generator))
-            elif name.endswith("weight") and tensor.ndim == 1:
-                tensor.copy_(0.8 + 0.4 * torch.rand(tensor.shape, generator=generator))
-            else:
-                fan_in = tensor[0].numel()
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * (1.0 / fan_in) ** 0.5)
+from depthcli.weights.release_import import import_reference_weights
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory) -> tuple[Path, RefEncoder, RefDecoder]:
-    generator = torch.Generator().manual_seed(0)
-    encoder, decoder = RefEncoder().eval(), RefDecoder().eval()
-    _randomise(encoder, generator)
-    _randomise(decoder, generator)
-    folder = tmp_path_factory.mktemp("mono_640x192")
-    torch.save({**encoder.state_dict(), "height": HEIGHT, "width": WIDTH, "use_stereo": False}, folder / "encoder.pth")
-    torch.save(decoder.state_dict(), folder / "depth.pth")
-    return folder, encoder, decoder
+def releases(official_releases) -> dict[str, Path]:
+    return official_releases
 
 
-def test_monodepth2_import_reproduces_outputs(release, tmp_path):
-    folder, encoder, decoder = release
-    assert "decoder.0.conv.conv.weight" in torch.load(folder / "depth.pth", weights_only=True)
-    ckpt = tmp_path / "imported.ckpt"
-    result = CliRunner().invoke(app, ["weights", "import", "monodepth2", str(folder), "--out", str(ckpt)])
-    assert result.exit_code == 0, result.output
-    assert str(ckpt) in result.output
-
-    model, config = load_depth_model(ckpt)
-    assert config["net"] == "monodepth2" and config["size"] == [WIDTH, HEIGHT]
-    assert (config["min_depth"], config["max_depth"]) == (0.1, 100.0)
-    image = torch.rand(2, 3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = decoder(encoder(image))
-        got = model(image)
-    assert set(got) == set(expected) == {("disp", s) for s in range(4)}
-    for key, reference in expected.items():
-        assert reference.std() > 1e-3  # not saturated: the comparison means something
-        assert (got[key] - reference).abs().max() < 1e-4, key
+def _import_cli(project: str, folder: Path, out: Path):
+    return CliRunner().invoke(app, ["weights", "import", project, str(folder), "--out", str(out)])
 
 
-def test_import_accepts_files_without_batchnorm_counters(release, tmp_path):
+@pytest.fixture()
+def failing_import(monkeypatch, capsys):
+    """Run `depthcli weights import` as the console script does; return its one error line (exit 2)."""
+
+    def run(project: str, folder: Path, out: Path) -> str:
+        monkeypatch.setattr(sys, "argv", ["depthcli", "weights", "import", project, str(folder), "--out", str(out)])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        captured = capsys.readouterr()
+        assert exit_info.value.code == 2, captured
+        assert captured.err.startswith("error:") and "Traceback" not in captured.err
+        return " ".join(captured.err.split())
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("given", "actual"),
+    [("radepth", "diffnet"), ("diffnet", "radepth"), ("monodepth2", "radepth"), ("diffnet", "monodepth2")],
+)
+def test_a_folder_of_another_project_is_named(releases, failing_import, tmp_path, given, actual):
+    out = tmp_path / "out.ckpt"
+    message = failing_import(given, releases[actual], out)
+    assert f"holds a {actual} release, not {given}" in message
+    assert f"depthcli weights import {actual}" in message
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("missing", ["encoder.pth", "depth.pth", "pose.pth", "pose_encoder.pth"])
+def test_a_missing_file_is_named(releases, failing_import, tmp_path, missing):
+    folder = linked_copy(releases["radepth"], tmp_path / "release")
+    (folder / missing).unlink()
+    out = tmp_path / "out.ckpt"
+    message = failing_import("radepth", folder, out)
+    assert missing in message
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("truncated", ["encoder.pth", "depth.pth", "pose.pth"])
+def test_a_truncated_file_is_named(releases, failing_import, tmp_path, truncated):
+    folder = linked_copy(releases["diffnet"], tmp_path / "release", own=(truncated,))
+    data = (folder / truncated).read_bytes()
+    (folder / truncated).write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out.ckpt"
+    previous = b"an earlier checkpoint"
+    out.write_bytes(previous)
+    message = failing_import("diffnet", folder, out)
+    assert f"{truncated} cannot be read" in message
+    assert out.read_bytes() == previous  # nothing written, nothing lost
+
+
+def test_renamed_keys_are_listed(releases, tmp_path):
+    folder = linked_copy(releases["radepth"], tmp_path / "release", own=("depth.pth",))
+    state = torch.load(folder / "depth.pth", weights_only=True)
+    state["decoder.99.conv.weight"] = state.pop("decoder.24.conv.weight")
+    torch.save(state, folder / "depth.pth")
+    with pytest.raises(DepthcliError, match=r"decoder\.99\.conv\.weight.*missing keys \['dispconv\.conv\.weight'"):
+        import_reference_weights("radepth", folder)
+
+
+def test_files_without_batchnorm_counters_import(releases, tmp_path):
     """Releases saved by PyTorch < 0.4.1 carry no `num_batches_tracked`; inference does not need them."""
-    folder, _, _ = release
-    old = tmp_path / "old"
-    old.mkdir()
+    folder = linked_copy(releases["radepth"], tmp_path / "release", own=("encoder.pth",))
     state = torch.load(folder / "encoder.pth", weights_only=True)
-    torch.save({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}, old / "encoder.pth")
-    (old / "depth.pth").write_bytes((folder / "depth.pth").read_bytes())
-    payload = import_reference_weights("monodepth2", old)
-    reference = torch.load(folder / "encoder.pth", weights_only=True)
-    assert torch.equal(
-        payload["model"]["encoder.layer2.0.downsample.1.running_var"],
-        reference["encoder.layer2.0.downsample.1.running_var"],
+    torch.save({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}, folder / "encoder.pth")
+    payload = import_reference_weights("radepth", folder)
+    key = "stage4.2.fuse_layers.3.2.0.1.running_var"
+    assert torch.equal(payload["model"][f"encoder.{key}"], state[key])
+
+
+def test_depth_net_alone_imports_without_pose_files(releases, tmp_path):
+    folder = linked_copy(releases["diffnet"], tmp_path / "release")
+    for name in ("pose.pth", "pose_encoder.pth"):
+        (folder / name).unlink()
+    result = _import_cli("diffnet", folder, tmp_path / "out.ckpt")
+    assert result.exit_code == 0, result.output
+    assert "no pose net" in result.output
+    payload = torch.load(tmp_path / "out.ckpt", weights_only=True)
+    assert "networks" not in payload and "pose_net" not in payload["config"]
+
+
+@pytest.fixture(scope="module")
+def training_checkpoint(tmp_path_factory) -> Path:
+    """A checkpoint as a training run writes it: depth and pose nets, optimizer state, step, metrics."""
+    from depthcli.nets import build_depth_net, build_pose_net
+
+    path = tmp_path_factory.mktemp("run") / "run.ckpt"
+    config = {"net": "monodepth2", "size": [640, 192], "min_depth": 0.1, "max_depth": 100.0, "pose_net": "resnet18"}
+    pose = build_pose_net("resnet18")
+    optimizer = torch.optim.Adam(pose.parameters())
+    pose(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))[0].sum().backward()
+    optimizer.step()
+    return save_checkpoint(
+        path,
+        {
+            "kind": "depth",
+            "config": config,
+            "model": build_depth_net("monodepth2").state_dict(),
+            "networks": {"pose": pose.state_dict()},
+            "step": 1234,
+            "metrics": {"abs_rel": 0.1153},
+            "train_state": {"step": 1234, "optimizer": optimizer.state_dict()},
+        },
     )
 
 
-def test_import_errors(release, tmp_path):
-    folder, _, _ = release
-    no_depth = tmp_path / "no_depth"
-    no_depth.mkdir()
-    (no_depth / "encoder.pth").write_bytes((folder / "encoder.pth").read_bytes())
-    with pytest.raises(DepthcliError, match="no depth.pth"):
-        import_reference_weights("monodepth2", no_depth)
-
-    renamed = tmp_path / "renamed"
-    renamed.mkdir()
-    (renamed / "encoder.pth").write_bytes((folder / "encoder.pth").read_bytes())
-    state = torch.load(folder / "depth.pth", weights_only=True)
-    state["decoder.99.conv.weight"] = state.pop("decoder.13.conv.weight")
-    torch.save(state, renamed / "depth.pth")
-    with pytest.raises(DepthcliError, match=r"decoder\.99\.conv\.weight.*missing keys \['dispconvs\.3\.conv\.weight'"):
-        import_reference_weights("monodepth2", renamed)
-
-    (renamed / "depth.pth").write_bytes((folder / "depth.pth").read_bytes()[:1000])
-    with pytest.raises(DepthcliError, match="depth.pth cannot be read"):
-        import_reference_weights("monodepth2", renamed)
-    with pytest.raises(DepthcliError, match="not supported yet"):
-        import_reference_weights("diffnet", folder)
-    with pytest.raises(DepthcliError, match="does not exist"):
-        import_reference_weights("monodepth2", tmp_path / "absent")
-
-
-def test_weights_info_shows_what_the_checkpoint_holds(tmp_path):
-    from depthcli.nets import build_depth_net
-
-    ckpt = tmp_path / "run.ckpt"
-    config = {"net": "monodepth2", "size": [640, 192], "min_depth": 0.1, "max_depth": 100.0}
-    payload = {"kind": "depth", "config": config, "model": build_depth_net("monodepth2").state_dict()}
-    save_checkpoint(ckpt, {**payload, "step": 1234, "metrics": {"abs_rel": 0.1153}})
+def test_weights_info_summarises_the_checkpoint(training_checkpoint):
+    ckpt = training_checkpoint
     result = CliRunner().invoke(app, ["weights", "info", str(ckpt)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for text in ("config.net", "monodepth2", "[640, 192]", "step", "1234", "metrics.abs_rel", "0.1153", "14.3"):
+    for text in ("monodepth2", "640x192", "0.1", "100", "14,329,236", "12,500,492", "1234", "0.1153"):
         assert text in result.output, text
+    assert len(result.output.splitlines()) < 30  # a summary, not one row per optimizer tensor
+    assert "exp_avg" not in result.output
+
+    full = CliRunner().invoke(app, ["weights", "info", str(ckpt), "--all"], env={"COLUMNS": "200"})
+    assert full.exit_code == 0, full.output
+    assert "train_state.optimizer" in full.output
+
+
+def test_weights_info_json(training_checkpoint, tmp_path, releases):
+    ckpt = training_checkpoint
+    result = CliRunner().invoke(app, ["weights", "info", str(ckpt), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["net"] == "monodepth2" and summary["size"] == [640, 192] and summary["kind"] == "depth"
+    assert summary["depth_range"] == [0.1, 100.0]
+    assert summary["parameters"] == {"depth": 14_329_236, "pose": 12_500_492}
+    assert summary["source"] == "training run, step 1234"
+    assert summary["metrics"] == {"abs_rel": 0.1153}
+
+    imported = tmp_path / "imported.ckpt"
+    assert _import_cli("radepth", releases["radepth"], imported).exit_code == 0
+    summary = json.loads(CliRunner().invoke(app, ["weights", "info", str(imported), "--json"]).output)
+    assert summary["parameters"] == {"depth": 9_978_849, "pose": 12_500_492}
+    assert summary["source"] == f"imported radepth release {releases['radepth'].resolve()}"
+    assert summary["size"] == load_fixture("radepth")[0]["size"]

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from depthcli import __version__
 from depthcli.errors import DepthcliError
+from depthcli.threads import prefer_passive_omp_wait
 
 app = typer.Typer(
     name="depthcli",
@@ -17,7 +18,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 
 
@@ -34,6 +35,9 @@ def _root(
     ),
 ) -> None:
     """Monocular depth estimation research suite."""
+    # before any command imports torch: OpenMP workers sleep instead of spinning while they wait
+    # (on a shared machine spinning threads made training steps 10-100x slower; depthcli.threads)
+    prefer_passive_omp_wait()
 
 
 def _register_commands() -> None:

@@ -26,7 +26,8 @@ def build(
     depth_unit: str = typer.Option("mm", "--depth-unit", help="NYU PNG depth unit: mm or 256."),
 ) -> None:
     """Pack images (resized with --size, full size otherwise), neighbours, intrinsics, GT and split."""
-    from depthcli.data.cache import build_cache, cache_info
+    from depthcli.data.cache import build_cache
+    from depthcli.data.cache_file import cache_info
 
     parsed_size = parse_size(size) if size is not None else None
     console = Console()
@@ -57,7 +58,7 @@ def build(
 @cache_app.command("info")
 def info(path: Path = typer.Argument(..., help="Cache file.")) -> None:
     """Print the cache's attributes and counts as JSON."""
-    from depthcli.data.cache import cache_info
+    from depthcli.data.cache_file import cache_info
 
     typer.echo(json.dumps(cache_info(path), indent=2, sort_keys=True))
 
@@ -65,7 +66,7 @@ def info(path: Path = typer.Argument(..., help="Cache file.")) -> None:
 @cache_app.command("verify")
 def verify(path: Path = typer.Argument(..., help="Cache file.")) -> None:
     """Re-read every entry against its checksum; exit 1 and list the bad entries if any."""
-    from depthcli.data.cache import verify_cache
+    from depthcli.data.cache_file import verify_cache
 
     problems = verify_cache(path)
     if problems:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -46,6 +46,14 @@ def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def tensorboard_notes(config: Any, out: Path) -> list[str]:
+    """The line a training command adds at its start when the run writes TensorBoard events: how to watch them."""
+    from depthcli.engine.tensorboard_log import watch_hint
+
+    hint = watch_hint(out) if config.tensorboard else None
+    return [hint] if hint else []
 
 
 def output_console(json_path: Path | None) -> Console:

@@ -110,8 +110,8 @@ def eval_command(
     groups: GroupOpt = None,
 ) -> None:
     """Evaluate depth predictions on KITTI or NYU under a named protocol variant (docs/evaluation.md)."""
+    from depthcli.evaluation.eval_sets import open_eval_set
     from depthcli.evaluation.evaluate import evaluate_predictions
-    from depthcli.evaluation.ground_truth import open_eval_set
     from depthcli.evaluation.predictions import PredictionFolder, load_predictions
     from depthcli.evaluation.reporting import write_json, write_per_image_csv
     from depthcli.provenance import provenance
@@ -166,21 +166,20 @@ def _absolute(path: Path | None) -> str | None:
 
 def _evaluate_checkpoints(paths, eval_set, options, sizes, device, where, out):
     """Every checkpoint at its training size (or `sizes`) -> (results, rows, table labels, checkpoint labels)."""
-    from depthcli.engine.checkpoint import load_depth_model
     from depthcli.evaluation.evaluate import evaluate_model
     from depthcli.evaluation.selection import eval_selection_warnings
     from depthcli.evaluation.sweep import checkpoint_labels
+    from depthcli.nets.loading import load_depth_model
 
     loaded = [load_depth_model(path, device or default_device()) for path in paths]
-    names = checkpoint_labels(paths, [config for _, config in loaded])
+    names = checkpoint_labels(paths, [model.config for model in loaded])
     all_results, rows, labels = [], [], []
-    for path, name, (model, config) in zip(paths, names, loaded, strict=True):
-        warnings = eval_selection_warnings(config, eval_set.drives, options.protocol.dataset)
+    for path, name, model in zip(paths, names, loaded, strict=True):
+        warnings = eval_selection_warnings(model.config, eval_set.drives, options.protocol.dataset)
         print_warnings(warnings, out)
-        resolutions = sizes or parse_resolutions("{}x{}".format(*config["size"]))
         with progress_bar(f"eval {path.name}", out) as progress:
             results = evaluate_model(
-                model, eval_set, resolutions, float(config["min_depth"]), float(config["max_depth"]), options, progress
+                model.net, eval_set, sizes or [model.size], model.min_depth, model.max_depth, options, progress
             )
         all_results += results
         for result in results:

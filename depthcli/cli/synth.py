@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from depthcli.sizes import parse_size
+from depthcli.sizes import parse_image_size
 
 synth_app = typer.Typer(
     help="Render synthetic KITTI-like drives or NYU-like rooms (exact depth).", no_args_is_help=True
@@ -16,7 +16,7 @@ synth_app = typer.Typer(
 
 
 def _render(kind: str, out: Path, call) -> None:
-    console = Console()
+    console = Console(soft_wrap=True)  # paths stay whole (and findable) however long
     console.print(f"writing synthetic {kind} into {out}")
     with Progress(
         TextColumn(f"[bold]synth {kind}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
@@ -41,7 +41,7 @@ def kitti(
     """KITTI raw layout: calib files, image_02 PNGs, velodyne scans, dense true depth, split files."""
     from depthcli.synth import synth_kitti
 
-    parsed = parse_size(size, multiple=1)
+    parsed = parse_image_size(size)
     _render(
         "kitti",
         out,
@@ -62,7 +62,7 @@ def nyu(
     """NYU labelled layout: v7.3 .mat with images, depths, rawDepths, plus splits.mat."""
     from depthcli.synth import synth_nyu
 
-    parsed = parse_size(size, multiple=1)
+    parsed = parse_image_size(size)
     _render("nyu", out, lambda progress: synth_nyu(out, frames, parsed, seed, workers=workers, progress=progress))
 
 

@@ -1,4 +1,4 @@
-"""RA-Depth's arbitrary-scale augmentation as a transform on one sample dict (see docs/parity.md).
+"""RA-Depth's arbitrary-scale augmentation as a transform on one sample dict (docs/methods.md, docs/parity.md).
 
 The sample's own images are the *middle* variant (plain resize, the only one with colour jitter).
 This adds, for every frame `f`, un-jittered *high* and *low* variants of the same size h x w:
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from depthcli.data.augment import as_float_image
 from depthcli.data.images import resize_rgb_lanczos
 from depthcli.geometry import crop_intrinsics, scale_intrinsics
 
@@ -47,10 +48,12 @@ def _uniform(low: float, high: float) -> float:
 
 
 def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(3,H,W) float in [0,1] holding uint8 levels -> (3,h,w) at `size` (width, height), Pillow LANCZOS."""
-    pixels = (image * 255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    resized = resize_rgb_lanczos(np.ascontiguousarray(pixels), size)
-    return torch.from_numpy(resized.copy()).permute(2, 0, 1).float().div_(255.0)
+    """(3,H,W) uint8, or float in [0,1] holding uint8 levels -> (3,h,w) at `size` (width, height), Pillow
+    LANCZOS, in the input's dtype (training caches hand frames over as uint8: no conversion then)."""
+    pixels = image if image.dtype == torch.uint8 else (image * 255.0).round().clamp(0, 255).to(torch.uint8)
+    resized = resize_rgb_lanczos(np.ascontiguousarray(pixels.permute(1, 2, 0).numpy()), size)
+    resized = torch.from_numpy(resized.copy()).permute(2, 0, 1).contiguous()
+    return resized if image.dtype == torch.uint8 else as_float_image(resized)
 
 
 def splice_fill(pasted: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -90,6 +90,19 @@ def flip_sample(sample: dict) -> dict:
     return flipped
 
 
+def as_float_image(image: torch.Tensor) -> torch.Tensor:
+    """A uint8 image as float in [0, 1]; float images pass through."""
+    return image.float().div_(255.0) if image.dtype == torch.uint8 else image
+
+
+def like_input(result: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """`result` (float in [0, 1]) back in `original`'s dtype: uint8 images are rounded, as 8-bit image
+    libraries (and the reference projects' PIL pipelines) store augmented images."""
+    if original.dtype == torch.uint8:
+        return result.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return result
+
+
 def augment_sample(
     sample: dict, generator: torch.Generator | None = None, flip_prob: float = 0.5, jitter_prob: float = 0.5
 ) -> dict:
@@ -101,5 +114,7 @@ def augment_sample(
     augmented = dict(sample)
     for key, value in sample.items():
         if isinstance(key, tuple) and key[0] == "color":
-            augmented[("color_aug", *key[1:])] = apply_jitter(value, params) if params else value
+            augmented[("color_aug", *key[1:])] = (
+                like_input(apply_jitter(as_float_image(value), params), value) if params else value
+            )
     return augmented

@@ -1,24 +1,13 @@
-"""One HDF5 file per dataset split: decoded, resized frames, intrinsics, ground truth and the split.
+"""Building one HDF5 file per dataset split: decoded, resized frames, intrinsics, ground truth and the split.
 
-Layout (format version 1):
-
-- `frames/rgb` (F, H, W, 3) uint8, one chunk per image; `frames/hw` (F, 2) each frame's real size
-  (full-size KITTI caches pad to the largest date's size, because image sizes differ per date);
-  `frames/source` paths; `frames/crc32` one checksum per entry; `frames/done` per-entry progress.
-  NYU adds `frames/depth` (F, H, W) float32 in metres.
-- KITTI: each unique frame is stored once; `samples/frames` (S, len(offsets)) indexes it for the
-  offsets in its `offsets` attribute (0, -1, +1 for training caches, 0 for eval caches);
-  `samples/K` normalised intrinsics; `samples/folder|frame_index|side` the split entries;
-  eval (full-size) caches add `samples/depth_gt` (velodyne ground truth, lzf-compressed) with its
-  own `gt_crc32` / `gt_done`.
-- NYU: `split/<name>` index arrays into the frames; the normalised Kinect intrinsics in attribute `K`.
-- Root attributes: format, format_version, dataset, source_root, split_name, size, mode, skipped,
-  build_params, checksum, complete.
+The layout, checksums and the reading side live in `depthcli.data.cache_file`.
 
 Builds are atomic and resumable: everything is written into `OUT.partial` with a per-entry done flag;
 a rebuild with identical parameters re-checks the entries already done and continues. Only a
 finished build gets its checksum and `complete=True`, and is then renamed onto OUT, so a kill at any
-moment leaves either the previous OUT or a partial file, never a valid-looking half cache.
+moment leaves either the previous OUT or a partial file, never a valid-looking half cache. One build
+per output at a time: `OUT.lock` (see `depthcli.locks`) makes a second build to the same OUT refuse
+at once instead of deleting the first one's partial file; a killed build holds no lock.
 """
 
 from __future__ import annotations
@@ -26,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,13 +23,17 @@ import h5py
 import numpy as np
 
 from depthcli.data import kitti, nyu
+from depthcli.data.cache_file import DATASETS, FORMAT, FORMAT_VERSION, content_checksum, entry_crc, entry_groups
 from depthcli.data.images import read_rgb, resize_depth, resize_rgb
 from depthcli.errors import DepthcliError
+from depthcli.locks import exclusive_lock, lock_path_for
+from depthcli.paths import check_output_file, refuse_output_overwriting_inputs
 from depthcli.sizes import format_size
 
-FORMAT = "depthcli-cache"
-FORMAT_VERSION = 1
-DATASETS = ("kitti", "nyu")
+# HDF5 1.8 structures: object headers (with the attributes in them) carry a checksum that the library
+# verifies before decoding, so flipped bytes there become an error instead of a misread or a crash.
+# (1.10's superblock would also mark a killed build's file "open for write" and refuse to resume it.)
+HDF5_FORMAT = ("v108", "v108")
 TRAIN_OFFSETS = (0, -1, 1)
 EVAL_OFFSETS = (0,)
 
@@ -78,28 +70,35 @@ def build_cache(
     `None` keeps full size (eval caches; KITTI stores velodyne ground truth per sample instead).
     """
     out = Path(out)
-    if dataset == "kitti":
-        plan = _plan_kitti(Path(root), split, size, ext, depth_value)
-    elif dataset == "nyu":
-        plan = _plan_nyu(Path(root), split, size, depth_unit)
-    else:
+    if dataset not in DATASETS:
         raise DepthcliError(f"dataset {dataset!r} is not one of {', '.join(DATASETS)}")
     partial = out.with_name(out.name + ".partial")
-    if out.is_dir():
-        raise DepthcliError(f"output {out} is a directory; give a file name such as {out / 'cache.h5'}")
+    check_output_file(out, "--out")
+    refuse_output_overwriting_inputs(
+        [("--out", out), ("--out's partial file", partial), ("--out's lock file", lock_path_for(out))],
+        [("--root", root), ("--split", split)],
+    )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        handle = _open_partial(partial, plan)
-    except PermissionError as exc:
-        raise DepthcliError(f"cannot write into {out.parent}: {exc.strerror}; choose a writable --out") from None
     except OSError as exc:
-        raise DepthcliError(f"cannot create {partial}: {exc}; choose a writable --out") from None
-    with handle:
-        _fill(handle, plan, progress)
-        handle.attrs["checksum"] = _content_checksum(handle)
-        handle.attrs["complete"] = True
-        handle.flush()
-    os.replace(partial, out)
+        raise DepthcliError(f"cannot write into {out.parent}: {exc.strerror}; choose a writable --out") from None
+    with exclusive_lock(out, "`depthcli cache build`"):
+        if dataset == "kitti":
+            plan = _plan_kitti(Path(root), split, size, ext, depth_value)
+        else:
+            plan = _plan_nyu(Path(root), split, size, depth_unit)
+        try:
+            handle = _open_partial(partial, plan)
+        except PermissionError as exc:
+            raise DepthcliError(f"cannot write into {out.parent}: {exc.strerror}; choose a writable --out") from None
+        except OSError as exc:
+            raise DepthcliError(f"cannot create {partial}: {exc}; choose a writable --out") from None
+        with handle:
+            _fill(handle, plan, progress)
+            handle.attrs["complete"] = True
+            handle.attrs["checksum"] = content_checksum(handle)
+            handle.flush()
+        os.replace(partial, out)
     return out
 
 
@@ -242,7 +241,7 @@ def _open_partial(partial: Path, plan: _Plan) -> h5py.File:
         except Exception:  # a partial killed mid-flush may be unreadable: it is rebuilt from scratch
             pass
         partial.unlink()
-    handle = h5py.File(partial, "w")
+    handle = h5py.File(partial, "w", libver=HDF5_FORMAT)
     try:
         _create_layout(handle, plan)
         handle.attrs["build_params"] = params
@@ -258,7 +257,6 @@ def _create_layout(handle: h5py.File, plan: _Plan) -> None:
         handle.attrs[key] = value
     handle.attrs["complete"] = False
     handle.attrs["checksum"] = ""
-    strings = h5py.string_dtype()
     n_frames = len(plan.frame_sources)
     height, width = plan.frame_hw.max(axis=0)
     frames = handle.create_group("frames")
@@ -266,11 +264,14 @@ def _create_layout(handle: h5py.File, plan: _Plan) -> None:
     if plan.attrs["dataset"] == "nyu":
         frames.create_dataset("depth", (n_frames, height, width), np.float32, chunks=(1, height, width))
     frames["hw"] = plan.frame_hw
-    frames.create_dataset("source", data=np.array(plan.frame_sources, dtype=object), dtype=strings)
+    _create_strings(frames, "source", plan.frame_sources)
     frames.create_dataset("crc32", (n_frames,), np.uint32)
     frames.create_dataset("done", (n_frames,), bool)
     for name, table in plan.tables.items():
-        handle.create_dataset(name, data=table, dtype=strings if table.dtype == object else table.dtype)
+        if table.dtype == object:
+            _create_strings(handle, name, table)
+        else:
+            handle.create_dataset(name, data=table)
     if "samples/frames" in handle:
         handle["samples/frames"].attrs["offsets"] = plan.attrs["offsets"]
     if plan.read_gt is not None:
@@ -285,35 +286,23 @@ def _create_layout(handle: h5py.File, plan: _Plan) -> None:
         samples.create_dataset("gt_done", (n_samples,), bool)
 
 
-def _crc(*arrays: np.ndarray) -> int:
-    value = 0
-    for array in arrays:
-        value = zlib.crc32(np.ascontiguousarray(array).data, value)
-    return value
-
-
-def _entry_groups(handle: h5py.File) -> list[tuple[str, list[str], str, str]]:
-    """(label, data datasets, crc dataset, done dataset) for each kind of entry in the file."""
-    groups = [
-        (
-            "frame",
-            ["frames/rgb"] + (["frames/depth"] if "frames/depth" in handle else []),
-            "frames/crc32",
-            "frames/done",
-        )
-    ]
-    if "samples/depth_gt" in handle:
-        groups.append(("depth_gt of sample", ["samples/depth_gt"], "samples/gt_crc32", "samples/gt_done"))
-    return groups
+def _create_strings(group: h5py.Group, name: str, values) -> None:
+    """A table of text as fixed-length UTF-8: variable-length strings live in HDF5's global heap, whose
+    descriptors carry no checksum, and a damaged one can crash the HDF5 library instead of raising."""
+    encoded = [str(value).encode("utf-8") for value in values]
+    dtype = h5py.string_dtype("utf-8", max([1, *map(len, encoded)]))
+    dataset = group.create_dataset(name, (len(encoded),), dtype=dtype)
+    if encoded:
+        dataset[...] = np.array(encoded, dtype=dtype)
 
 
 def _recheck_done(handle: h5py.File) -> None:
     """Entries flagged done by an interrupted build are kept only if their data matches their checksum."""
-    for _, data_names, crc_name, done_name in _entry_groups(handle):
+    for _, data_names, crc_name, done_name in entry_groups(handle):
         done = handle[done_name][()]
         crcs = handle[crc_name][()]
         for i in np.flatnonzero(done):
-            if _crc(*(handle[name][i] for name in data_names)) != crcs[i]:
+            if entry_crc(*(handle[name][i] for name in data_names)) != crcs[i]:
                 done[i] = False
         handle[done_name][...] = done
 
@@ -345,14 +334,14 @@ def _fill(handle: h5py.File, plan: _Plan, progress: Progress | None) -> None:
             depth = _padded(depth.astype(np.float32), depth_ds.shape[1:])
             depth_ds[i] = depth
             arrays.append(depth)
-        handle["frames/crc32"][i] = _crc(*arrays)
+        handle["frames/crc32"][i] = entry_crc(*arrays)
         completed = _mark_done(handle, "frames/done", i, completed, total, progress)
     if plan.read_gt is not None:
         gt_ds = handle["samples/depth_gt"]
         for i in np.flatnonzero(~gt_done):
             depth = _padded(plan.read_gt(i), gt_ds.shape[1:])
             gt_ds[i] = depth
-            handle["samples/gt_crc32"][i] = _crc(depth)
+            handle["samples/gt_crc32"][i] = entry_crc(depth)
             completed = _mark_done(handle, "samples/gt_done", i, completed, total, progress)
 
 
@@ -363,89 +352,3 @@ def _mark_done(handle: h5py.File, done_name: str, i: int, completed: int, total:
     if progress:
         progress(completed + 1, total)
     return completed + 1
-
-
-def _content_checksum(handle: h5py.File) -> str:
-    """sha256 over every entry checksum and the sample tables: one number that says 'this content'."""
-    digest = hashlib.sha256()
-    names = [crc for _, _, crc, _ in _entry_groups(handle)]
-    names += sorted(f"samples/{k}" for k in ("frames", "K", "frame_index") if f"samples/{k}" in handle)
-    names += sorted(f"split/{k}" for k in handle.get("split", {}))
-    for name in names:
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(handle[name][()]).tobytes())
-    return digest.hexdigest()
-
-
-def open_cache(path: str | os.PathLike) -> h5py.File:
-    """Open a depthcli cache read-only, or a one-line error for a missing, truncated or foreign file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DepthcliError(f"cache {path} does not exist; build it with `depthcli cache build`")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise DepthcliError(f"cache {path} cannot be opened ({exc}); it is truncated or not HDF5: rebuild it") from None
-    if handle.attrs.get("format") != FORMAT:
-        handle.close()
-        raise DepthcliError(f"{path} is an HDF5 file but not a depthcli cache")
-    return handle
-
-
-def cache_info(path: str | os.PathLike) -> dict:
-    """The cache's attributes plus counts and file size (what `depthcli cache info` prints)."""
-    with open_cache(path) as handle:
-        info = {key: _plain(value) for key, value in handle.attrs.items() if key not in ("build_params", "K")}
-        info["frames"] = int(handle["frames/rgb"].shape[0])
-        info["samples"] = int(handle["samples/frames"].shape[0]) if "samples/frames" in handle else info["frames"]
-        info["has_depth_gt"] = "samples/depth_gt" in handle or "frames/depth" in handle
-        if "split" in handle:
-            info["splits"] = {name: int(handle["split"][name].shape[0]) for name in handle["split"]}
-    info["file_bytes"] = Path(path).stat().st_size
-    return info
-
-
-def _plain(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def verify_cache(path: str | os.PathLike) -> list[str]:
-    """Re-read every entry and compare it with its checksum; returns the problems (empty = cache OK)."""
-    path = Path(path)
-    try:
-        handle = open_cache(path)
-    except DepthcliError as exc:
-        return [str(exc)]
-    problems = []
-    with handle:
-        if not handle.attrs.get("complete"):
-            problems.append(f"{path}: build did not complete (complete flag not set); rerun `depthcli cache build`")
-        for label, data_names, crc_name, done_name in _entry_groups(handle):
-            crcs, done = handle[crc_name][()], handle[done_name][()]
-            sources = handle["frames/source"].asstr()[()] if label == "frame" else _sample_names(handle)
-            for i in range(len(crcs)):
-                name = f"{label} {i} ({sources[i]})"
-                if not done[i]:
-                    problems.append(f"{name}: never written")
-                    continue
-                try:
-                    actual = _crc(*(handle[data][i] for data in data_names))
-                except Exception as exc:  # unreadable chunk: a cut file or mangled compressed data
-                    problems.append(f"{name}: unreadable ({type(exc).__name__}: {exc})")
-                    continue
-                if actual != crcs[i]:
-                    problems.append(f"{name}: content does not match its checksum (corrupted)")
-        if handle.attrs.get("complete") and handle.attrs.get("checksum") != _content_checksum(handle):
-            problems.append(f"{path}: content checksum does not match the tables (tables corrupted)")
-    return problems
-
-
-def _sample_names(handle: h5py.File) -> list[str]:
-    folders = handle["samples/folder"].asstr()[()]
-    frames = handle["samples/frame_index"][()]
-    sides = handle["samples/side"].asstr()[()]
-    return [f"{f} {n} {s}" for f, n, s in zip(folders, frames, sides, strict=True)]

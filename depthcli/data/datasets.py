@@ -3,6 +3,11 @@
 The HDF5 handle is opened on first use in the process that reads (each DataLoader worker opens its
 own after the fork; h5py handles neither pickle nor survive a fork). The small tables (frame
 indices, sizes, intrinsics, split) are read once at construction and shared as numpy arrays.
+
+`uint8_images=True` hands images over as uint8 (3,H,W), as stored: a quarter of the bytes for the
+DataLoader to collate and pass between processes, which dominated loading as float32. The training
+loop's device step turns batched uint8 images into float in [0, 1] (`depthcli.engine.trainer`), so the
+tasks still see the sample dicts of docs/architecture.md. Augmentations keep the dtype they are given.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from depthcli.data.augment import augment_sample
-from depthcli.data.cache import open_cache
+from depthcli.data.cache_file import open_cache, read_entry, reopen_cache
 from depthcli.data.kitti import monodepth2_pixel_intrinsics
 from depthcli.errors import DepthcliError
 from depthcli.geometry import intrinsics_from_normalised
@@ -30,10 +35,11 @@ class _CachedDataset(Dataset):
 
     dataset_name = ""
 
-    def __init__(self, path: str | os.PathLike, augment: bool, transform: Transform | None):
+    def __init__(self, path: str | os.PathLike, augment: bool, transform: Transform | None, uint8_images: bool):
         self.path = Path(path)
         self.augment = augment
         self.transform = transform
+        self.uint8_images = uint8_images
         self._handle: h5py.File | None = None
         self._handle_pid: int | None = None
         with open_cache(self.path) as handle:
@@ -41,8 +47,6 @@ class _CachedDataset(Dataset):
                 raise DepthcliError(
                     f"cache {self.path} holds {handle.attrs.get('dataset')!r} data, not {self.dataset_name!r}"
                 )
-            if not handle.attrs.get("complete"):
-                raise DepthcliError(f"cache {self.path} is incomplete; rerun `depthcli cache build` to finish it")
             self.frame_hw = handle["frames/hw"][()]
             self._read_tables(handle)
 
@@ -51,7 +55,7 @@ class _CachedDataset(Dataset):
 
     def _file(self) -> h5py.File:
         if self._handle is None or self._handle_pid != os.getpid():
-            self._handle = h5py.File(self.path, "r")
+            self._handle = reopen_cache(self.path)
             self._handle_pid = os.getpid()
         return self._handle
 
@@ -61,15 +65,12 @@ class _CachedDataset(Dataset):
         return state
 
     def _image(self, frame: int) -> torch.Tensor:
-        height, width = self.frame_hw[frame]
-        pixels = self._file()["frames/rgb"][frame, :height, :width]
+        pixels = read_entry(self._file(), self.path, "frames/rgb", frame, self.frame_hw[frame])
         # contiguous (3,H,W): a permuted view would make the DataLoader's collate copy slowly
-        return (
-            torch.from_numpy(pixels)
-            .permute(2, 0, 1)
-            .to(torch.float32, memory_format=torch.contiguous_format)
-            .div_(255.0)
-        )
+        image = torch.from_numpy(pixels).permute(2, 0, 1)
+        if self.uint8_images:
+            return image.contiguous()
+        return image.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
 
     def _finish(self, sample: dict, K_norm: np.ndarray | None, index: int) -> dict:
         """Add K (from `K_norm`, or monodepth2's fixed camera when None), augment, transform."""
@@ -107,11 +108,12 @@ class CachedKittiDataset(_CachedDataset):
         augment: bool = False,
         transform: Transform | None = None,
         intrinsics: str = "calibration",
+        uint8_images: bool = False,
     ):
         if intrinsics not in self.INTRINSICS:
             raise DepthcliError(f"intrinsics {intrinsics!r} is not one of {', '.join(self.INTRINSICS)}")
         self.frame_ids, self.intrinsics = tuple(frame_ids), intrinsics
-        super().__init__(path, augment, transform)
+        super().__init__(path, augment, transform, uint8_images)
 
     def _read_tables(self, handle: h5py.File) -> None:
         offsets = [int(o) for o in handle["samples/frames"].attrs["offsets"]]
@@ -135,8 +137,7 @@ class CachedKittiDataset(_CachedDataset):
             for f, frame in zip(self.frame_ids, self.sample_frames[index], strict=True)
         }
         if self.gt_hw is not None:
-            height, width = self.gt_hw[index]
-            depth = self._file()["samples/depth_gt"][index, :height, :width]
+            depth = read_entry(self._file(), self.path, "samples/depth_gt", index, self.gt_hw[index])
             sample["depth_gt"] = torch.from_numpy(depth)[None]
         return self._finish(sample, self.K_norm[index] if self.intrinsics == "calibration" else None, index)
 
@@ -147,10 +148,15 @@ class CachedNyuDataset(_CachedDataset):
     dataset_name = "nyu"
 
     def __init__(
-        self, path: str | os.PathLike, split: str = "train", augment: bool = False, transform: Transform | None = None
+        self,
+        path: str | os.PathLike,
+        split: str = "train",
+        augment: bool = False,
+        transform: Transform | None = None,
+        uint8_images: bool = False,
     ):
         self.split = split
-        super().__init__(path, augment, transform)
+        super().__init__(path, augment, transform, uint8_images)
 
     def _read_tables(self, handle: h5py.File) -> None:
         available = list(handle["split"])
@@ -164,7 +170,6 @@ class CachedNyuDataset(_CachedDataset):
 
     def __getitem__(self, index: int) -> dict:
         frame = int(self.frames[index])
-        height, width = self.frame_hw[frame]
-        depth = self._file()["frames/depth"][frame, :height, :width]
+        depth = read_entry(self._file(), self.path, "frames/depth", frame, self.frame_hw[frame])
         sample = {("color", 0, 0): self._image(frame), "depth_gt": torch.from_numpy(depth)[None]}
         return self._finish(sample, self.K_norm, index)

@@ -1,12 +1,12 @@
 """KITTI raw: calibration files, velodyne scans, split files, and ground truth projected from velodyne.
 
-Layout (GUIDE 5): `ROOT/DATE/calib_cam_to_cam.txt`, `ROOT/DATE/calib_velo_to_cam.txt`,
+Layout (docs/formats.md): `ROOT/DATE/calib_cam_to_cam.txt`, `ROOT/DATE/calib_velo_to_cam.txt`,
 `ROOT/DATE/DATE_drive_XXXX_sync/image_02/data/%010d.png` (or .jpg) and
 `.../velodyne_points/data/%010d.bin`. Split files hold lines `folder frame_index side`.
 
 Pixel convention: KITTI's calibration (P_rect_0x, K_0x) is 1-based (devkit in MATLAB: the first pixel
 centre is at 1). The matrices are returned as written; `velodyne_depth_map` subtracts 1 after
-projecting (GUIDE 4) and `normalised_intrinsics` subtracts 1 from the principal point, so both land
+projecting (docs/protocols.md) and `normalised_intrinsics` subtracts 1 from the principal point, so both land
 in depthcli's 0-based convention (pixel centres at 0..W-1, docs/architecture.md).
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from depthcli.errors import DepthcliError
+from depthcli.paths import check_input_file
 
 SIDE_TO_CAMERA = {"l": 2, "r": 3}
 IMAGE_EXTS = ("png", "jpg")
@@ -88,7 +89,7 @@ def rectified_projection(calib_dir: str | os.PathLike, cam: int = 2) -> np.ndarr
 
 
 def velodyne_to_image(calib_dir: str | os.PathLike, cam: int = 2) -> np.ndarray:
-    """P = P_rect_0{cam} @ R_rect_00 (as 4x4) @ [R|T] (velodyne -> rectified image), GUIDE 4."""
+    """P = P_rect_0{cam} @ R_rect_00 (as 4x4) @ [R|T] (velodyne -> rectified image), docs/protocols.md."""
     cam_path = Path(calib_dir) / "calib_cam_to_cam.txt"
     velo_path = Path(calib_dir) / "calib_velo_to_cam.txt"
     cam_calib, velo_calib = read_calib_file(cam_path), read_calib_file(velo_path)
@@ -162,11 +163,9 @@ def velodyne_depth_map(
 
 def read_split_lines(path: str | os.PathLike) -> list[str]:
     """The lines of a split file (any kind: KITTI entries, NYU index lists); unreadable -> DepthcliError."""
-    path = Path(path)
+    path = check_input_file(path, "split file")
     try:
         return path.read_text().splitlines()
-    except FileNotFoundError:
-        raise DepthcliError(f"split file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DepthcliError(f"cannot read split file {path}: {exc}") from None
 

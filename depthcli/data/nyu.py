@@ -22,6 +22,7 @@ import scipy.io
 from depthcli.data.images import read_depth_png, read_rgb
 from depthcli.data.kitti import normalised_from_pixel_intrinsics
 from depthcli.errors import DepthcliError
+from depthcli.paths import check_input_file
 
 # Kinect colour intrinsics of NYU v2 at 640x480 (Silberman et al. toolbox), normalised by W and H.
 NYU_INTRINSICS_PX = {"fx": 518.857901, "fy": 519.469611, "cx": 325.582449, "cy": 253.736166, "w": 640, "h": 480}
@@ -35,10 +36,9 @@ def nyu_normalised_intrinsics() -> np.ndarray:
 
 
 def _open_h5(path: Path) -> h5py.File:
+    check_input_file(path, "NYU file")
     try:
         return h5py.File(path, "r")
-    except FileNotFoundError:
-        raise DepthcliError(f"{path} does not exist") from None
     except OSError as exc:
         raise DepthcliError(f"{path} is not a readable HDF5 / MATLAB v7.3 file ({exc}); re-download it") from None
 
@@ -102,18 +102,26 @@ class NyuLabeledMat:
 
 def read_nyu_splits(path: str | os.PathLike, length: int | None = None) -> dict[str, np.ndarray]:
     """`splits.mat` (`trainNdxs`, `testNdxs`, MATLAB 1-based) -> {"train": idx, "test": idx}, zero-based."""
-    path = Path(path)
+    path = check_input_file(path, "NYU splits file")
     try:
         mat = scipy.io.loadmat(path)
-    except FileNotFoundError:
-        raise DepthcliError(f"NYU splits file {path} does not exist") from None
-    except (OSError, ValueError, NotImplementedError) as exc:
-        raise DepthcliError(f"{path} is not a MATLAB splits file ({exc})") from None
+    except Exception as exc:  # scipy reports damaged files as ValueError, TypeError, OSError, zlib.error, ...
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise DepthcliError(f"{path} is not a MATLAB splits file ({reason}); give NYU's splits.mat") from None
     splits = {}
     for name, key in (("train", "trainNdxs"), ("test", "testNdxs")):
         if key not in mat:
             raise DepthcliError(f"NYU splits file {path} has no {key!r}")
-        one_based = np.asarray(mat[key]).astype(np.int64).ravel()
+        values = np.asarray(mat[key])
+        whole = values.dtype.kind in "iu" or (
+            values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.round(values))
+        )
+        if not whole:
+            raise DepthcliError(
+                f"NYU splits file {path}: {key} is {values.dtype} {values.shape}, not a list of whole-number "
+                "image indices; give NYU's splits.mat"
+            )
+        one_based = values.astype(np.int64).ravel()
         if one_based.size and (one_based.min() < 1 or (length is not None and one_based.max() > length)):
             raise DepthcliError(f"NYU splits file {path}: {key} indices outside 1..{length}")
         splits[name] = one_based - 1
@@ -206,8 +214,8 @@ def open_nyu(root: str | os.PathLike, splits_path: str | os.PathLike | None = No
     root = Path(root)
     if not root.exists():
         raise DepthcliError(f"dataset root {root} does not exist")
-    if root.is_file():
-        mat_path = root
+    if not root.is_dir():
+        mat_path = check_input_file(root, "dataset root")
     else:
         mats = [p for p in sorted(root.glob("*.mat")) if p.name != "splits.mat"]
         if len(mats) > 1:

@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 
 from depthcli.atomic import atomic_path
 from depthcli.data.augment import JitterParams, apply_jitter
+from depthcli.data.cache_file import open_cache, read_entry, reopen_cache
 from depthcli.data.images import read_rgb
 from depthcli.errors import DepthcliError
 from depthcli.gradient_field import gradient_field
@@ -50,26 +51,22 @@ class _CacheImages:
         self.path = path
         self._handle: h5py.File | None = None
         self._pid: int | None = None
-        try:
-            with h5py.File(path, "r") as handle:
-                stored = handle.attrs.get("dataset")
-                if stored != dataset:
-                    raise DepthcliError(f"cache {path} holds {stored!r} data, not {dataset!r}; check --dataset")
-                self.hw = handle["frames/hw"][()]
-                split = handle.get("split/train") if dataset == "nyu" else None
-                self.frames = split[()] if split is not None else np.arange(len(self.hw))
-        except OSError as exc:
-            raise DepthcliError(f"{path} is not a readable depthcli cache ({exc}); rebuild it") from None
+        with open_cache(path) as handle:
+            stored = handle.attrs.get("dataset")
+            if stored != dataset:
+                raise DepthcliError(f"cache {path} holds {stored!r} data, not {dataset!r}; check --dataset")
+            self.hw = handle["frames/hw"][()]
+            split = handle.get("split/train") if dataset == "nyu" else None
+            self.frames = split[()] if split is not None else np.arange(len(self.hw))
 
     def __len__(self) -> int:
         return len(self.frames)
 
     def __getitem__(self, index: int) -> np.ndarray:
         if self._handle is None or self._pid != os.getpid():  # one handle per (forked) process
-            self._handle, self._pid = h5py.File(self.path, "r"), os.getpid()
+            self._handle, self._pid = reopen_cache(self.path), os.getpid()
         frame = int(self.frames[index])
-        height, width = self.hw[frame]
-        return self._handle["frames/rgb"][frame, :height, :width]
+        return read_entry(self._handle, self.path, "frames/rgb", frame, self.hw[frame])
 
     def min_hw(self) -> tuple[int, int]:
         sizes = self.hw[self.frames]

@@ -1,1 +1,1 @@
-"""Training engines: the generic loop (`trainer`), its tasks (`selfsup`, ...), checkpoints, distributed setup."""
+"""Training: the recipes (`selfsup`, `supervised`, `pretrain`), one runner for all of them, the generic loop."""

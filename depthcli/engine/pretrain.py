@@ -26,22 +26,22 @@ chosen for it.
 from __future__ import annotations
 
 import copy
-import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from depthcli.checkpoints import save_checkpoint
 from depthcli.config import config_to_dict
-from depthcli.engine.checkpoint import save_checkpoint
-from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, train
+from depthcli.engine import distributed
+from depthcli.engine.runner import Recipe, RecipeData
+from depthcli.engine.task import TrainingTask
 from depthcli.errors import DepthcliError
 from depthcli.losses.contrastive import InfoNCELoss, MoCoQueue, momentum_update
 from depthcli.nets import build_encoder
+from depthcli.recipe_configs import PRETRAIN, PretrainConfig
 
 ENCODER_CHECKPOINT = "encoder.ckpt"
 # Which depth nets start from which pretrained encoder (for messages; load_encoder_init checks it).
@@ -53,40 +53,8 @@ DOWNSTREAM_NETS = {
 }
 
 
-@dataclasses.dataclass
-class PretrainConfig(TrainConfig):
-    """Everything a pretraining run depends on; saved in the run dir and every checkpoint."""
-
-    preset: str = "grmc"
-    encoder: str = "resnet50"
-    key: str = "gradient"  # "gradient" (GrMC) or "rgb" (plain MoCo v2)
-    dim: int = 128  # embedding size
-    queue: int = 4096  # number of negatives K; a multiple of the global batch size
-    temperature: float = 0.2
-    momentum: float = 0.999
-    bn_splits: int = 2  # single-process shuffle-BN groups (module docstring); 1 = off
-    size: tuple[int, int] = (224, 224)  # crop (width, height)
-    data: str = ""
-    dataset: str = "nyu"  # nyu | kitti | folder
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # Adam instead of SGD: 3e-4 is stable for both ResNet-50 and HRNet-18 at batch 32.
-    "grmc": {"preset": "grmc", "key": "gradient", "batch_size": 32, "lr": 3e-4, "epochs": 200},
-    "moco": {"preset": "moco", "key": "rgb", "batch_size": 32, "lr": 3e-4, "epochs": 200},
-}
-
-
-def preset_values(name: str) -> dict[str, Any]:
-    if name not in PRESETS:
-        raise DepthcliError(f"unknown pretraining preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return dict(PRESETS[name])
-
-
 def check_config(config: PretrainConfig, world_size: int = 1) -> None:
     """Every value a user can get wrong, as one DepthcliError line each."""
-    if config.key not in ("gradient", "rgb"):
-        raise DepthcliError(f"--key {config.key!r} is not one of gradient, rgb")
     global_batch = config.batch_size * world_size
     if config.batch_size < 1 or config.queue < global_batch or config.queue % global_batch:
         raise DepthcliError(
@@ -166,14 +134,18 @@ class PretrainTask(TrainingTask):
         with torch.no_grad():
             momentum_update(query_net, key_net, self.config.momentum)
             with self.net_autocast():
-                k = _shuffled_keys(key_net, batch["key"], splits).float()
+                k = _shuffled_keys(key_net, batch["key"], splits, self.dist).float()
         negatives = queue.queue.clone().detach()  # the enqueue below must not touch what backward needs
         loss = self.loss(q, k, negatives)
         with torch.no_grad():
             positive = (q * k).sum(1)
             top1 = (positive[:, None] > q @ negatives.t()).all(dim=1).float().mean()
-            queue.enqueue(_gather(k))
+            queue.enqueue(distributed.gather(k, self.dist))
         return {"loss": loss, "positive_similarity": positive.mean(), "top1": top1}
+
+    def visuals(self, batch: dict) -> dict[str, Tensor]:
+        """The two views of each image the contrastive loss pairs: the query (RGB) and its key."""
+        return {"query": batch["query"], "key": batch["key"]}
 
     def checkpoint_payload(self) -> dict[str, Any]:
         return {**super().checkpoint_payload(), "encoder_name": self.config.encoder}
@@ -189,43 +161,25 @@ class PretrainTask(TrainingTask):
         }
 
 
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _gather(tensor: Tensor) -> Tensor:
-    """All processes' `tensor` concatenated in rank order (the tensor itself in a single process)."""
-    rank, world = _world()
-    if world == 1:
-        return tensor
-    parts = [torch.empty_like(tensor) for _ in range(world)]
-    dist.all_gather(parts, tensor.contiguous())
-    return torch.cat(parts)
-
-
 @torch.no_grad()
-def _shuffled_keys(key_net: nn.Module, images: Tensor, splits: int) -> Tensor:
+def _shuffled_keys(key_net: nn.Module, images: Tensor, splits: int, ctx: distributed.DistContext) -> Tensor:
     """Key embeddings whose batch-norm groups differ from the queries' (shuffle BN; module docstring)."""
-    rank, world = _world()
-    everything = _gather(images)
+    everything = distributed.gather(images, ctx)
     permutation = torch.randperm(everything.shape[0], device=images.device)
-    if world > 1:
-        dist.broadcast(permutation, src=0)  # every process must use rank 0's permutation
-    mine = everything[permutation].chunk(world)[rank]
+    distributed.broadcast_from_main(permutation, ctx)  # every process must use rank 0's permutation
+    mine = everything[permutation].chunk(ctx.world_size)[ctx.rank]
     encoded = torch.cat([key_net(chunk) for chunk in mine.chunk(splits)])
-    gathered = _gather(encoded)
+    gathered = distributed.gather(encoded, ctx)
     restored = torch.empty_like(gathered)
     restored[permutation] = gathered
-    return restored.chunk(world)[rank]
+    return restored.chunk(ctx.world_size)[ctx.rank]
 
 
 # ------------------------------------------------------------------------------------ running a job
-@dataclasses.dataclass
-class PretrainResult:
-    train: TrainResult
-    encoder_checkpoint: Path | None  # None on processes other than rank 0
+def open_pretrain_data(config: PretrainConfig, run_dir: Path, ctx: distributed.DistContext) -> RecipeData:
+    """The recipe's data: views of the images `config.data` names, once the config fits the processes."""
+    check_config(config, ctx.world_size)
+    return RecipeData(config, build_pretrain_dataset(config))
 
 
 def build_pretrain_dataset(config: PretrainConfig):
@@ -236,22 +190,9 @@ def build_pretrain_dataset(config: PretrainConfig):
     return PretrainViews(open_image_source(config.data, config.dataset), config.size, config.key)
 
 
-def run_pretrain(
-    config: PretrainConfig,
-    run_dir: str | Path,
-    *,
-    resume: bool = False,
-    progress: bool = True,
-    device: str | None = None,
-    on_step=None,
-) -> PretrainResult:
-    """Pretrain into `run_dir` (last.ckpt resumable, metrics.jsonl) and write `run_dir/encoder.ckpt`."""
-    run_dir = Path(run_dir)
-    check_config(config, int(os.environ.get("WORLD_SIZE", "1")))
-    dataset = build_pretrain_dataset(config)
-    task = PretrainTask.from_config(config)
-    result = train(task, dataset, config, run_dir, resume=resume, progress=progress, device=device, on_step=on_step)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return PretrainResult(result, None)
-    encoder_path = save_checkpoint(run_dir / ENCODER_CHECKPOINT, task.encoder_payload())
-    return PretrainResult(result, encoder_path)
+def write_encoder_checkpoint(task: PretrainTask, run_dir: Path) -> dict[str, Path]:
+    """After training: `run_dir/encoder.ckpt`, the query encoder for `--encoder-init`."""
+    return {"encoder": save_checkpoint(run_dir / ENCODER_CHECKPOINT, task.encoder_payload())}
+
+
+PRETRAIN_RECIPE = Recipe(PRETRAIN, PretrainTask, open_pretrain_data, finish=write_encoder_checkpoint)

@@ -1,4 +1,4 @@
-"""Self-supervised monocular training: the monodepth2 recipe, DIFFNet on it, and RA-Depth (GUIDE 2).
+"""Self-supervised monocular training: the monodepth2 recipe, DIFFNet on it, and RA-Depth (docs/methods.md).
 
 `SelfSupTask` turns a batch of sample dicts into losses: depth from the target frame, poses of the
 neighbours from a separate pose net, view synthesis of the target from each neighbour, automasked
@@ -12,74 +12,23 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from depthcli.engine.honest_selection import warn_about_selection
-from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, train
+from depthcli.engine.distributed import DistContext
+from depthcli.engine.runner import Recipe, RecipeData
+from depthcli.engine.task import TrainingTask, coloured_disparity
+from depthcli.engine.validation import protocol_metrics
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth, pose_vec_to_mat, warp_frame
 from depthcli.losses.consistency import CrossScaleConsistency
 from depthcli.losses.photometric import min_reprojection_loss, photometric_error
 from depthcli.losses.smoothness import EdgeAwareSmoothness
 from depthcli.nets import build_depth_net, build_pose_net
-
-
-@dataclasses.dataclass
-class SelfSupConfig(TrainConfig):
-    """Everything a self-supervised run depends on; saved in the run dir and every checkpoint."""
-
-    preset: str = "monodepth2"
-    net: str = "monodepth2"
-    pose_net: str = "resnet18"
-    size: tuple[int, int] | None = None  # (width, height); None: the training cache's size (640x192 from raw)
-    frame_ids: tuple[int, ...] = (0, -1, 1)
-    scales: tuple[int, ...] = (0, 1, 2, 3)
-    min_depth: float = 0.1
-    max_depth: float = 100.0
-    smoothness_weight: float = 1e-3
-    automask: bool = True
-    augment: bool = True  # horizontal flip + colour jitter (identical across the frames of a sample)
-    # KITTI camera: each drive's calibration, or monodepth2's one fixed K for all drives (its exact pixel values)
-    intrinsics: Literal["calibration", "monodepth2"] = "calibration"
-    # the pose net sees the colour-jittered frames (monodepth2); RA-Depth's trainer feeds it the plain ones
-    pose_jitter: bool = True
-    arbitrary_scale: bool = False  # RA-Depth high/low variants + cross-scale consistency
-    high_scale_range: tuple[float, float] = (1.1, 2.0)
-    low_scale_range: tuple[float, float] = (0.7, 0.9)
-    consistency_weight: float = 1.0
-    # (start, end) steps: weight 0 before `start`, rising linearly to consistency_weight at `end`. From
-    # scratch the consistency of still-random disparities pulls them flat before the photometric loss
-    # shapes them; (0, 0) applies the full weight from the first step, as RA-Depth does.
-    consistency_ramp: tuple[int, int] = (0, 0)
-    # whose automask weighs the low-scale consistency term: the sample's own, or the whole batch's (the
-    # released RA-Depth trainer's slip, see depthcli.losses.consistency)
-    consistency_low_mask: Literal["sample", "batch"] = "sample"
-    boundary_loss: bool = False  # InverseForm boundary loss: disparity edges vs image edges
-    boundary_weight: float = 0.1
-    boundary_net: str | None = None  # trained inverse-transform net; None: train one into the run dir
-    boundary_net_steps: int = 2000
-    data: str = ""
-    split: str | None = None
-    val_data: str | None = None
-    val_protocol: str = "kitti-eigen"
-    encoder_init: str | None = None
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "monodepth2": {"preset": "monodepth2", "net": "monodepth2", "scales": (0, 1, 2, 3)},
-    "diffnet": {"preset": "diffnet", "net": "diffnet", "scales": (0, 1, 2, 3)},
-    "radepth": {"preset": "radepth", "net": "radepth", "scales": (0,), "arbitrary_scale": True, "pose_jitter": False},
-}
-
-
-def preset_values(name: str) -> dict[str, Any]:
-    if name not in PRESETS:
-        raise DepthcliError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return dict(PRESETS[name])
+from depthcli.recipe_configs import SELFSUP, SelfSupConfig
 
 
 class SelfSupTask(TrainingTask):
@@ -109,7 +58,8 @@ class SelfSupTask(TrainingTask):
         self.tie_noise_generator: torch.Generator | None = None
         self.boundary = None
         if config.boundary_loss:
-            from depthcli.losses.boundary import BoundaryLoss, load_boundary_net
+            from depthcli.losses.boundary import BoundaryLoss
+            from depthcli.nets.inverse_transform import load_boundary_net
 
             if not config.boundary_net:
                 raise DepthcliError("boundary_loss needs boundary_net (a trained inverse-transform net checkpoint)")
@@ -191,10 +141,8 @@ class SelfSupTask(TrainingTask):
         for scale in cfg.scales:
             disp = outputs[("disp", scale)].float()
             full = disp if scale == 0 else F.interpolate(disp, (height, width), mode="bilinear", align_corners=False)
-            _, depth = disp_to_depth(full, cfg.min_depth, cfg.max_depth)
-            reprojection = torch.cat(
-                [photometric_error(warp_frame(sources[f], depth, poses[f], K, inv_K), target) for f in self.sources], 1
-            )
+            warped = self._warped_sources(sources, full, poses, K, inv_K)
+            reprojection = torch.cat([photometric_error(warped[f], target) for f in self.sources], 1)
             loss_map, selected = min_reprojection_loss(reprojection, identity, generator=self.tie_noise_generator)
             color = target if scale == 0 else F.interpolate(target, size=disp.shape[-2:], mode="area")
             total = total + loss_map.mean() + cfg.smoothness_weight / 2**scale * self.smoothness(disp, color)
@@ -202,39 +150,48 @@ class SelfSupTask(TrainingTask):
                 selected_at_0, disp_at_0 = selected, disp
         return total / len(cfg.scales), selected_at_0, disp_at_0
 
+    def _warped_sources(self, sources: dict, disp: Tensor, poses: dict, K: Tensor, inv_K: Tensor) -> dict[int, Tensor]:
+        """Each source frame warped into the target camera with the target's (full-resolution) disparity."""
+        _, depth = disp_to_depth(disp, self.config.min_depth, self.config.max_depth)
+        return {f: warp_frame(sources[f], depth, poses[f], K, inv_K) for f in self.sources}
+
+    # -- pictures -----------------------------------------------------------------------------------
+    def visuals(self, batch: dict) -> dict[str, Tensor]:
+        """monodepth2's pictures of a batch: the input, its disparity (colour-mapped), the first source frame
+        and that frame warped into the target with the predicted depth and pose, and the automask (white:
+        pixels the photometric loss keeps, where a warped source explains the target better than any
+        source as it is)."""
+        target, first = batch[("color", 0, 0)], self.sources[0]
+        sources = {f: batch[("color", f, 0)] for f in self.sources}
+        with self.net_autocast():
+            disp = self.networks["depth"](batch[("color_aug", 0, 0)])[("disp", 0)].float()
+        warped = self._warped_sources(sources, disp, self._poses(batch), batch[("K", 0)], batch[("inv_K", 0)])
+        pictures = {
+            "input": target,
+            "disparity": coloured_disparity(disp),
+            "source": sources[first],
+            "warped_source": warped[first],
+        }
+        if self.config.automask:
+            reprojection = torch.cat([photometric_error(warped[f], target) for f in self.sources], 1)
+            identity = torch.cat([photometric_error(sources[f], target) for f in self.sources], 1)
+            pictures["automask"] = (reprojection.min(1, keepdim=True)[0] < identity.min(1, keepdim=True)[0]).float()
+        return pictures
+
     # -- validation ---------------------------------------------------------------------------------
     def validate(self, loader, device: torch.device) -> dict[str, float]:
         """Median-scaled depth metrics (protocol `val_protocol`) on samples that carry "depth_gt"."""
-        from depthcli.evaluation.metrics import compute_depth_errors, mean_errors
-        from depthcli.evaluation.protocols import get_protocol, prepare_pixels
+        cfg = self.config
+        return protocol_metrics(loader, self.predict_scaled_disparity, cfg.size, cfg.val_protocol, "disp", True)
 
-        cfg, protocol, rows = self.config, get_protocol(self.config.val_protocol), []
-        width, height = cfg.size
-        for batch in loader:
-            if "depth_gt" not in batch:
-                return {}
-            image = batch[("color", 0, 0)]
-            if image.shape[-2:] != (height, width):
-                image = F.interpolate(image, (height, width), mode="bilinear", align_corners=False, antialias=True)
-            with self.net_autocast():
-                disp = self.networks["depth"](image)[("disp", 0)]
-            scaled, _ = disp_to_depth(disp.float(), cfg.min_depth, cfg.max_depth)
-            for gt, pred in zip(batch["depth_gt"][:, 0].cpu().numpy(), scaled[:, 0].cpu().numpy(), strict=True):
-                pixels = prepare_pixels(gt, pred, protocol, "disp", median_scaling=True)
-                if pixels is not None:
-                    rows.append(compute_depth_errors(pixels.gt, pixels.pred))
-        return mean_errors(rows) if rows else {}
+    def predict_scaled_disparity(self, images: Tensor) -> Tensor:
+        """The depth net's disparity mapped to [1/max_depth, 1/min_depth] (what the KITTI protocol inverts)."""
+        with self.net_autocast():
+            disp = self.networks["depth"](images)[("disp", 0)]
+        return disp_to_depth(disp.float(), self.config.min_depth, self.config.max_depth)[0]
 
 
 # ------------------------------------------------------------------------------------ running a job
-def build_selfsup_config(
-    preset: str, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> SelfSupConfig:
-    from depthcli.config import build_config
-
-    return build_config(SelfSupConfig, preset_values(preset), config_file, overrides)
-
-
 def from_scratch_schedule(max_steps: int) -> dict[str, Any]:
     """Config overrides for a short run from random weights with a known step count (demo, benchmark).
 
@@ -276,6 +233,7 @@ def open_training_data(config: SelfSupConfig, run_dir: Path, progress=None):
         augment=config.augment,
         transform=training_transform(config),
         intrinsics=config.intrinsics,
+        uint8_images=True,  # collated as uint8, made float on the device by the loop
     )
 
 
@@ -307,7 +265,8 @@ def prepare_boundary_net(config: SelfSupConfig, run_dir: Path) -> SelfSupConfig:
     """With `boundary_loss` and no `boundary_net`: train the inverse-transform net once into the run dir."""
     if not config.boundary_loss or config.boundary_net:
         return config
-    from depthcli.losses.boundary import save_boundary_net, train_inverse_transform_net
+    from depthcli.engine.boundary_net import train_inverse_transform_net
+    from depthcli.nets.inverse_transform import save_boundary_net
 
     path = run_dir / "boundary_net.ckpt"
     if not path.is_file():
@@ -317,26 +276,11 @@ def prepare_boundary_net(config: SelfSupConfig, run_dir: Path) -> SelfSupConfig:
     return dataclasses.replace(config, boundary_net=str(path))
 
 
-def run_selfsup(
-    config: SelfSupConfig,
-    run_dir: str | Path,
-    *,
-    resume: bool = False,
-    progress: bool = True,
-    device: str | None = None,
-) -> TrainResult:
-    """Build data, task and loop for `config` and train into `run_dir` (resuming `last.ckpt` if asked)."""
-    run_dir = Path(run_dir)
-    warn_about_selection(config)
+def open_selfsup_data(config: SelfSupConfig, run_dir: Path, ctx: DistContext) -> RecipeData:
+    """The recipe's data: training set (its size fills `size`), validation set, the boundary net if needed."""
     dataset = open_training_data(config, run_dir)
     config = prepare_boundary_net(resolve_size(config, dataset), run_dir)
-    return train(
-        SelfSupTask.from_config(config),
-        dataset,
-        config,
-        run_dir,
-        val_set=open_validation_data(config),
-        resume=resume,
-        progress=progress,
-        device=device,
-    )
+    return RecipeData(config, dataset, open_validation_data(config))
+
+
+SELFSUP_RECIPE = Recipe(SELFSUP, SelfSupTask, open_selfsup_data)

@@ -22,55 +22,26 @@ prediction resized back to the GT size.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from depthcli.engine.honest_selection import warn_about_selection
-from depthcli.engine.trainer import TrainConfig, TrainingTask, TrainResult, train
+from depthcli.engine.distributed import DistContext
+from depthcli.engine.runner import Recipe, RecipeData
+from depthcli.engine.task import TrainingTask, coloured_disparity
+from depthcli.engine.validation import protocol_metrics
 from depthcli.errors import DepthcliError
 from depthcli.geometry import disp_to_depth
 from depthcli.losses.supervised import SupervisedDepthLoss
 from depthcli.nets import build_depth_net
+from depthcli.recipe_configs import SUPERVISED, SupervisedConfig
 
 ROTATION_DEGREES = 2.5
-
-
-@dataclasses.dataclass
-class SupervisedConfig(TrainConfig):
-    """Everything a supervised NYU run depends on; saved in the run dir and every checkpoint."""
-
-    preset: str = "nyu-resnet50"
-    net: str = "nyu-resnet50"
-    size: tuple[int, int] = (288, 224)  # training crop and evaluation input (width, height), multiples of 32
-    cache_size: tuple[int, int] = (320, 240)  # images are resized to this when --data is a raw NYU root
-    min_depth: float = 0.1
-    max_depth: float = 10.0
-    label_fraction: float = 1.0
-    augment: bool = True
-    data: str = ""
-    dataset: str = "nyu"
-    val_data: str | None = None  # a NYU cache; its "test" split is scored after every epoch
-    encoder_init: str | None = None
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "nyu-resnet50": {"preset": "nyu-resnet50", "net": "nyu-resnet50", "batch_size": 8, "lr": 1e-4, "epochs": 20},
-}
-
-
-def preset_values(name: str) -> dict[str, Any]:
-    if name not in PRESETS:
-        raise DepthcliError(f"unknown supervised preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return dict(PRESETS[name])
 
 
 def labelled_subset(count: int, fraction: float, seed: int) -> np.ndarray:
@@ -166,25 +137,22 @@ class SupervisedTask(TrainingTask):
     def validate(self, loader, device: torch.device) -> dict[str, float]:
         return nyu_metrics(self, loader)
 
+    def visuals(self, batch: dict) -> dict[str, Tensor]:
+        """The input, the predicted depth and the ground truth, both as colour-mapped inverse depth on the
+        prediction's colour scale (invalid ground truth is dark)."""
+        images, gt = batch[("color", 0, 0)], batch["depth_gt"]
+        predicted = 1.0 / self.predict_depth(images)
+        measured = torch.where(gt > 0, 1.0 / gt.clamp(min=self.config.min_depth), torch.zeros_like(gt))
+        return {
+            "input": images,
+            "prediction": coloured_disparity(predicted),
+            "ground_truth": coloured_disparity(measured, like=predicted),
+        }
 
-@torch.no_grad()
-def nyu_metrics(task: SupervisedTask, loader) -> dict[str, float]:
+
+def nyu_metrics(task: SupervisedTask, batches) -> dict[str, float]:
     """Mean NYU-protocol metrics of `task` over unaugmented batches (module docstring)."""
-    from depthcli.evaluation.metrics import compute_depth_errors, mean_errors
-    from depthcli.evaluation.protocols import get_protocol, prepare_pixels
-
-    protocol, rows = get_protocol("nyu"), []
-    width, height = task.config.size
-    for batch in loader:
-        images = batch[("color", 0, 0)]
-        if images.shape[-2:] != (height, width):
-            images = F.interpolate(images, (height, width), mode="bilinear", align_corners=False, antialias=True)
-        depth = task.predict_depth(images)
-        for gt, pred in zip(batch["depth_gt"][:, 0].cpu().numpy(), depth[:, 0].cpu().numpy(), strict=True):
-            pixels = prepare_pixels(gt, pred, protocol, "depth", median_scaling=False)
-            if pixels is not None:
-                rows.append(compute_depth_errors(pixels.gt, pixels.pred))
-    return mean_errors(rows) if rows else {}
+    return protocol_metrics(batches, task.predict_depth, task.config.size, "nyu", "depth", median_scaling=False)
 
 
 def evaluate_nyu(task: SupervisedTask, cache: str | Path, split: str = "test", batch_size: int = 4) -> dict[str, float]:
@@ -231,19 +199,11 @@ def training_set(config: SupervisedConfig, cache: Path) -> Dataset:
     return open_split(cache, "train", config, augment=config.augment, indices=np.resize(indices, count))
 
 
-def run_supervised(
-    config: SupervisedConfig,
-    run_dir: str | Path,
-    *,
-    resume: bool = False,
-    progress: bool = True,
-    device: str | None = None,
-) -> TrainResult:
-    """Train `config` into `run_dir` (last.ckpt resumable, best.ckpt by validation abs_rel)."""
-    run_dir = Path(run_dir)
-    warn_about_selection(config)
-    cache = training_cache(config, run_dir)
-    dataset = training_set(config, cache)
+def open_supervised_data(config: SupervisedConfig, run_dir: Path, ctx: DistContext) -> RecipeData:
+    """The recipe's data: the labelled training subset and, with `val_data`, that cache's test split."""
+    train_set = training_set(config, training_cache(config, run_dir))
     val_set = open_split(config.val_data, "test", config, augment=False) if config.val_data else None
-    task = SupervisedTask.from_config(config)
-    return train(task, dataset, config, run_dir, val_set=val_set, resume=resume, progress=progress, device=device)
+    return RecipeData(config, train_set, val_set)
+
+
+SUPERVISED_RECIPE = Recipe(SUPERVISED, SupervisedTask, open_supervised_data)

@@ -1,7 +1,8 @@
 """Evaluation: depth metrics, the KITTI Eigen / benchmark and NYU protocols, and the resolution sweep."""
 
+from depthcli.evaluation.eval_sets import open_eval_set
 from depthcli.evaluation.evaluate import EvalResult, evaluate_model, evaluate_predictions
-from depthcli.evaluation.ground_truth import EvalSet, open_eval_set
+from depthcli.evaluation.ground_truth import EvalSet
 from depthcli.evaluation.metrics import METRIC_NAMES, compute_depth_errors
 from depthcli.evaluation.protocols import PROTOCOLS, get_protocol
 

@@ -1,4 +1,4 @@
-"""Evaluation sets from a full-size eval cache (`depthcli cache build` without `--size`), format version 1.
+"""Evaluation sets from a full-size eval cache (`depthcli cache build` without `--size`; `depthcli.data.cache_file`).
 
 KITTI caches hold their split and velodyne GT (built with velodyne x or camera z: the protocol's
 `gt_depth` must match); NYU caches hold every frame with its dense depth and a table per split.
@@ -13,6 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from depthcli.data.cache_file import open_cache, read_entry, reopen_cache
 from depthcli.errors import DepthcliError
 from depthcli.evaluation.ground_truth import EvalSet, intrinsics_from_normalised, read_index_list
 from depthcli.evaluation.protocols import Protocol
@@ -27,12 +28,11 @@ class _CacheReader:
 
     def file(self) -> h5py.File:
         if self._handle is None:
-            self._handle = h5py.File(self.path, "r")
+            self._handle = reopen_cache(self.path)
         return self._handle
 
     def frame(self, index: int) -> np.ndarray:
-        height, width = self.file()["frames/hw"][index]
-        return self.file()["frames/rgb"][index, :height, :width]
+        return read_entry(self.file(), self.path, "frames/rgb", index, self.file()["frames/hw"][index])
 
 
 def is_cache(data: str | os.PathLike) -> bool:
@@ -59,34 +59,27 @@ def cache_eval_set(path: str | os.PathLike, split: str | os.PathLike | None, pro
     from (same content). NYU caches use their `test` split, or `split` as for `nyu_eval_set`.
     """
     path = Path(path)
-    try:
-        with h5py.File(path, "r") as handle:
-            attrs = dict(handle.attrs)
-            dataset, mode = attrs.get("dataset"), attrs.get("mode")
-            if attrs.get("format") != "depthcli-cache" or not attrs.get("complete"):
-                raise DepthcliError(
-                    f"{path} is not a complete depthcli cache; (re)build it with `depthcli cache build`"
+    with open_cache(path) as handle:  # checked: version, checksum over every table used below, layout
+        attrs = dict(handle.attrs)
+        dataset, mode = attrs.get("dataset"), attrs.get("mode")
+        if mode != "eval":
+            raise DepthcliError(
+                f"cache {path} was built at {attrs.get('size')}; eval needs a full-size cache (no --size)"
+            )
+        if dataset == "kitti":
+            folders = list(handle["samples/folder"].asstr()[()])
+            names = [
+                f"{folder} {frame} {side}"
+                for folder, frame, side in zip(
+                    folders, handle["samples/frame_index"][()], handle["samples/side"].asstr()[()], strict=True
                 )
-            if mode != "eval":
-                raise DepthcliError(
-                    f"cache {path} was built at {attrs.get('size')}; eval needs a full-size cache (no --size)"
-                )
-            if dataset == "kitti":
-                folders = list(handle["samples/folder"].asstr()[()])
-                names = [
-                    f"{folder} {frame} {side}"
-                    for folder, frame, side in zip(
-                        folders, handle["samples/frame_index"][()], handle["samples/side"].asstr()[()], strict=True
-                    )
-                ]
-                frame_ids = handle["samples/frames"][:, 0]
-                gt_hw = handle["samples/gt_hw"][()]
-                k_norm = handle["samples/K"][()]
-            else:
-                n_frames = handle["frames/rgb"].shape[0]
-                tables = {name: handle["split"][name][()] for name in handle.get("split", {})}
-    except OSError as exc:
-        raise DepthcliError(f"cache {path} cannot be opened ({exc}); it is truncated or not HDF5: rebuild it") from None
+            ]
+            frame_ids = handle["samples/frames"][:, 0]
+            gt_hw = handle["samples/gt_hw"][()]
+            k_norm = handle["samples/K"][()]
+        else:
+            n_frames = handle["frames/rgb"].shape[0]
+            tables = {name: handle["split"][name][()] for name in handle.get("split", {})}
     reader = _CacheReader(path)
     used = {f"cache ({attrs.get('ext', 'nyu')})"}
     if dataset == "kitti":
@@ -99,8 +92,7 @@ def cache_eval_set(path: str | os.PathLike, split: str | os.PathLike | None, pro
             )
 
         def load_gt(i: int) -> np.ndarray:
-            height, width = gt_hw[i]
-            return reader.file()["samples/depth_gt"][i, :height, :width]
+            return read_entry(reader.file(), path, "samples/depth_gt", i, gt_hw[i])
 
         return EvalSet(
             names, str(path), load_gt, lambda i: reader.frame(int(frame_ids[i])),
@@ -119,8 +111,8 @@ def cache_eval_set(path: str | os.PathLike, split: str | os.PathLike | None, pro
     indices = [int(i) for i in indices]
 
     def load_depth(i: int) -> np.ndarray:
-        height, width = reader.file()["frames/hw"][indices[i]]
-        return reader.file()["frames/depth"][indices[i], :height, :width]
+        frame = indices[i]
+        return read_entry(reader.file(), path, "frames/depth", frame, reader.file()["frames/hw"][frame])
 
     return EvalSet(
         [f"nyu {i}" for i in indices], where, load_depth, lambda i: reader.frame(indices[i]),

@@ -7,6 +7,7 @@ are made (image resize, frames, flip post-processing) and scaled. Its `variant()
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -43,8 +44,8 @@ class EvalOptions:
     def __post_init__(self) -> None:
         if isinstance(self.protocol, str):
             object.__setattr__(self, "protocol", get_protocol(self.protocol))
-        if not self.scale_factor > 0:
-            raise DepthcliError(f"--scale-factor {self.scale_factor} must be positive")
+        if not (math.isfinite(self.scale_factor) and self.scale_factor > 0):
+            raise DepthcliError(f"--scale-factor {self.scale_factor} must be a positive finite number")
         if self.pred_type is not None and self.pred_type not in PRED_TYPES:
             raise DepthcliError(f"--pred-type {self.pred_type!r} is not one of {', '.join(PRED_TYPES)}")
         if self.image_resize not in IMAGE_RESIZES:

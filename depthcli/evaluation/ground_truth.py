@@ -69,7 +69,7 @@ class EvalSet:
         return "+".join(sorted(self.frames_read)) or "none"
 
 
-def _entry_name(entry: kitti.SplitEntry) -> str:
+def entry_name(entry: kitti.SplitEntry) -> str:
     return f"{entry.folder} {entry.frame_index} {entry.side}"
 
 
@@ -147,7 +147,7 @@ def intrinsics_from_normalised(k_norm: np.ndarray, shape: tuple[int, int]) -> np
     return k
 
 
-def _no_ground_truth(index: int) -> np.ndarray:
+def no_ground_truth(index: int) -> np.ndarray:
     raise RuntimeError("this evaluation set holds images only")
 
 
@@ -159,9 +159,9 @@ def kitti_frames(
     entries, label = read_split_argument(split)
     used: set[str] = set()
     images = EvalSet(
-        names=[_entry_name(entry) for entry in entries],
+        names=[entry_name(entry) for entry in entries],
         source=label,
-        load_gt=_no_ground_truth,
+        load_gt=no_ground_truth,
         load_image=kitti_image_loader(root, entries, frames, used),
         drives=tuple(sorted({entry.folder for entry in entries})),
         frames_read=used,
@@ -183,7 +183,7 @@ def kitti_eval_set(
     for entry, path in zip(entries, paths, strict=True):
         if not path.is_file():
             raise DepthcliError(
-                f"split {images.source} line {entry.line} ({_entry_name(entry)}): no {GT_WHAT[protocol.gt]} at "
+                f"split {images.source} line {entry.line} ({entry_name(entry)}): no {GT_WHAT[protocol.gt]} at "
                 f"{path}; remove the line or add the file"
             )
     depth_value = "velo_x" if protocol.gt_depth == "velo-x" else "cam_z"
@@ -286,38 +286,3 @@ def npz_eval_set(gt_file: str | os.PathLike, images: EvalSet | None) -> EvalSet:
         gt_source=f"gt_depths.npz {gt_file}",
         frames_read=images.frames_read,
     )
-
-
-def open_eval_set(
-    data: str | os.PathLike | None,
-    split: str | os.PathLike | None,
-    protocol: str | Protocol,
-    frames: str = "auto",
-    gt_file: str | os.PathLike | None = None,
-) -> EvalSet:
-    """The evaluation set for `protocol` from a dataset root (KITTI / NYU), an eval cache, or a GT .npz."""
-    from depthcli.evaluation.eval_cache import cache_eval_set, is_cache
-
-    protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
-    if gt_file is not None:
-        images = None
-        if data is not None and (protocol.dataset == "nyu" or is_cache(data)):
-            images = open_eval_set(data, split, protocol, frames)
-        elif data is not None:
-            if split is None:
-                raise DepthcliError("--gt-npz with a KITTI --data needs --split (the split the GT was exported from)")
-            images = kitti_frames(data, split, frames)[0]
-        elif split is not None:  # names and drives of the split, no images
-            entries, label = read_split_argument(split)
-            drives = tuple(sorted({entry.folder for entry in entries}))
-            images = EvalSet([_entry_name(entry) for entry in entries], label, _no_ground_truth, drives=drives)
-        return npz_eval_set(gt_file, images)
-    if data is None:
-        raise DepthcliError("give --data (dataset root or eval cache) or --gt-npz (monodepth2's gt_depths.npz)")
-    if is_cache(data):
-        return cache_eval_set(data, split, protocol)
-    if protocol.dataset == "nyu":
-        return nyu_eval_set(data, split)
-    if split is None:
-        raise DepthcliError(f"protocol {protocol.name} needs --split (e.g. eigen, or a test_files.txt)")
-    return kitti_eval_set(data, split, protocol, frames)

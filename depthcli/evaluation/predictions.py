@@ -14,18 +14,21 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from depthcli.errors import DepthcliError
+from depthcli.paths import check_input_file
 
 PER_FRAME_SUFFIX = "_disp.npy"
 
 
 def load_predictions(path: str | os.PathLike) -> np.ndarray:
     """An (N,h,w) or (N,1,h,w) float array from a .npy file (memory-mapped: predictions can be GBs)."""
-    path = Path(path)
+    path = check_input_file(path, "predictions file")
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    if magic[:2] != b"PK" and magic != b"\x93NUMPY":  # .npz archives are zip files, handled below
+        raise DepthcliError(f"predictions file {path} is not a .npy file (no NPY header); save it with np.save")
     try:
         preds = np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError:
-        raise DepthcliError(f"predictions file {path} does not exist") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty file (click would print "Aborted!")
         raise DepthcliError(
             f"predictions file {path} is not a readable .npy array ({exc}); save it with np.save"
         ) from None
@@ -38,9 +41,10 @@ def check_predictions(preds: np.ndarray, expected_count: int, source: str, split
     """Validate the shape and count of external predictions; returns them as (N,h,w)."""
     if preds.ndim == 4 and preds.shape[1] == 1:
         preds = preds[:, 0]
-    if preds.ndim != 3 or min(preds.shape[1:], default=0) < 1 or not np.issubdtype(preds.dtype, np.number):
+    real = preds.dtype.kind in "iuf"  # not complex, bool, strings or records
+    if preds.ndim != 3 or min(preds.shape[1:], default=0) < 1 or not real:
         raise DepthcliError(
-            f"predictions {source} have shape {preds.shape} ({preds.dtype}); expected a numeric (N,H,W) array "
+            f"predictions {source} have shape {preds.shape} ({preds.dtype}); expected a real-valued (N,H,W) array "
             f"with N = {expected_count} images of {split}"
         )
     if len(preds) != expected_count:

@@ -14,9 +14,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-import h5py
-
 from depthcli.data import kitti
+from depthcli.data.cache_file import open_cache
 from depthcli.data.standard_splits import evaluation_split_drives, parse_split_name, read_split_argument
 from depthcli.errors import DepthcliError
 
@@ -24,11 +23,11 @@ from depthcli.errors import DepthcliError
 def _cache_contents(path: Path) -> tuple[str | None, set[str]]:
     """(dataset, drive folders) of a depthcli cache; (None, empty) when it cannot be read."""
     try:
-        with h5py.File(path, "r") as handle:
+        with open_cache(path) as handle:  # checked: a damaged file is a DepthcliError, not an h5py traceback
             dataset = handle.attrs.get("dataset")
             folders = set(handle["samples/folder"].asstr()[()]) if "samples/folder" in handle else set()
             return (str(dataset) if dataset is not None else None), folders
-    except (OSError, KeyError):
+    except DepthcliError:
         return None, set()
 
 
@@ -109,9 +108,9 @@ def train_selection_warnings(config: dict) -> list[str]:
 
 
 def announce_train_selection(config: dict) -> list[str]:
-    """Print `train_selection_warnings` in bold red on stderr (rank 0 of a distributed job only)."""
+    """Print `train_selection_warnings` in bold red on stderr (the runner calls it on rank 0 only)."""
     warnings = train_selection_warnings(config)
-    if warnings and int(os.environ.get("RANK", "0")) == 0:
+    if warnings:
         from rich.console import Console
         from rich.markup import escape
 

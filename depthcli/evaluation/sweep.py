@@ -17,8 +17,9 @@ from pathlib import Path
 from torch import nn
 
 from depthcli.atomic import atomic_path, atomic_write_text
+from depthcli.evaluation.eval_sets import open_eval_set
 from depthcli.evaluation.evaluate import EvalOptions, ProgressCallback, evaluate_model
-from depthcli.evaluation.ground_truth import EvalSet, open_eval_set
+from depthcli.evaluation.ground_truth import EvalSet
 from depthcli.evaluation.reporting import group_rows
 from depthcli.evaluation.selection import eval_selection_warnings
 from depthcli.sizes import RESOLUTION_LADDER, format_size
@@ -156,15 +157,13 @@ def _trained_at(rows: Sequence[dict], label: str) -> str | None:
 
 def load_sweep_models(checkpoints: Sequence[str | os.PathLike], device: str) -> list[SweepModel]:
     """Each checkpoint as a SweepModel (label by net, depth range and training size from its config)."""
-    from depthcli.engine.checkpoint import load_depth_model
+    from depthcli.nets.loading import load_depth_model
 
     loaded = [load_depth_model(path, device) for path in checkpoints]
-    labels = checkpoint_labels(checkpoints, [config for _, config in loaded])
+    labels = checkpoint_labels(checkpoints, [model.config for model in loaded])
     return [
-        SweepModel(
-            label, model, float(config["min_depth"]), float(config["max_depth"]), format_size(config["size"]), config
-        )
-        for label, (model, config) in zip(labels, loaded, strict=True)
+        SweepModel(label, model.net, model.min_depth, model.max_depth, format_size(model.size), model.config)
+        for label, model in zip(labels, loaded, strict=True)
     ]
 
 

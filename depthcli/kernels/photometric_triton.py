@@ -25,8 +25,7 @@ import triton
 import triton.language as tl
 from torch.autograd.function import once_differentiable
 
-# One definition of the constants and dtypes: the reference module's (GUIDE section 2).
-from depthcli.losses.photometric import KERNEL_DTYPES, L1_WEIGHT, SSIM_C1, SSIM_C2, SSIM_WEIGHT
+from depthcli.kernels.photometric_constants import KERNEL_DTYPES, L1_WEIGHT, SSIM_C1, SSIM_C2, SSIM_WEIGHT
 
 _FORWARD_BLOCK = 256
 _BACKWARD_BLOCK = 256

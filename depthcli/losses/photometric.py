@@ -1,14 +1,18 @@
-"""Photometric error (SSIM + L1) and monodepth2's automasked min-reprojection (GUIDE section 2).
+"""Photometric error (SSIM + L1) and monodepth2's automasked min-reprojection (docs/methods.md).
 
 `photometric_error` dispatches between the PyTorch reference below and the fused Triton kernel in
 `depthcli.kernels.photometric_triton` (CUDA tensors, unless switched off by
 `set_kernel_enabled(False)` or `DEPTHCLI_DISABLE_TRITON=1`). The reference is the definition; the
-kernel is tested against it.
+kernel is tested against it. On CPU, `compiled_reference()` (the trainer's `--compile`) runs the
+reference through torch.compile instead: the same float32 maths fused into a few loops.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -17,35 +21,74 @@ from torch import nn
 
 from depthcli.errors import DepthcliError
 from depthcli.kernels import interpreter_enabled, triton_available
+from depthcli.kernels.photometric_constants import KERNEL_DTYPES, L1_WEIGHT, SSIM_C1, SSIM_C2, SSIM_WEIGHT
 
-SSIM_C1 = 0.01**2
-SSIM_C2 = 0.03**2
-SSIM_WEIGHT = 0.85
-L1_WEIGHT = 0.15
 DISABLE_ENV = "DEPTHCLI_DISABLE_TRITON"
-KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # the kernel computes in float32 either way
 
 _kernel_switch = True
+_use_compiled_reference = False
 
 
 class SSIM(nn.Module):
     """Per-pixel SSIM dissimilarity `clamp((1 - ssim) / 2, 0, 1)` with 3x3 means after reflection padding.
 
-    Same shape as the (B,C,H,W) inputs; monodepth2's definition (C1 = 0.01^2, C2 = 0.03^2).
+    Same shape as the (B,C,H,W) inputs; monodepth2's definition (C1 = 0.01^2, C2 = 0.03^2). Each input
+    is padded once (padding commutes with the pixelwise products) and the 3x3 means are sums of shifted
+    slices (`_window_mean`): 2-3x faster forward and backward on CPU than `avg_pool2d`, with the same
+    forward values bit for bit.
     """
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        def mean3x3(t: torch.Tensor) -> torch.Tensor:
-            return F.avg_pool2d(F.pad(t, (1, 1, 1, 1), mode="reflect"), kernel_size=3, stride=1)
-
-        mu_x = mean3x3(x)
-        mu_y = mean3x3(y)
-        sigma_x = mean3x3(x * x) - mu_x * mu_x
-        sigma_y = mean3x3(y * y) - mu_y * mu_y
-        sigma_xy = mean3x3(x * y) - mu_x * mu_y
+        x_pad = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        y_pad = F.pad(y, (1, 1, 1, 1), mode="reflect")
+        mu_x = _mean3x3(x_pad)
+        mu_y = _mean3x3(y_pad)
+        sigma_x = _mean3x3(x_pad * x_pad) - mu_x * mu_x
+        sigma_y = _mean3x3(y_pad * y_pad) - mu_y * mu_y
+        sigma_xy = _mean3x3(x_pad * y_pad) - mu_x * mu_y
         numerator = (2 * mu_x * mu_y + SSIM_C1) * (2 * sigma_xy + SSIM_C2)
         denominator = (mu_x * mu_x + mu_y * mu_y + SSIM_C1) * (sigma_x + sigma_y + SSIM_C2)
         return torch.clamp((1 - numerator / denominator) / 2, 0, 1)
+
+
+def _window_mean(padded: torch.Tensor) -> torch.Tensor:
+    """Mean of every 3x3 window of a (..., H+2, W+2) tensor -> (..., H, W).
+
+    The nine shifted slices are summed in raster order and divided by 9, as `avg_pool2d`'s CPU kernel
+    does, so the result is bit-identical to it (selection by the automask's minimum hinges on the last
+    bit of near-ties, and the official trainers use `avg_pool2d`); about 3x faster than it on CPU.
+    """
+    height, width = padded.shape[-2] - 2, padded.shape[-1] - 2
+    total = padded[..., :height, :width].clone()
+    for row, col in _WINDOW_OFFSETS[1:]:
+        total.add_(padded[..., row : row + height, col : col + width])
+    return total.div_(9.0)
+
+
+_WINDOW_OFFSETS = tuple((row, col) for row in range(3) for col in range(3))
+
+
+class _Mean3x3(torch.autograd.Function):
+    """`_window_mean` with its transpose as the backward: every input pixel gathers a ninth of the gradient
+    of each window that holds it (raster order, as `avg_pool2d`'s backward adds them). One pass over the
+    gradient instead of autograd's nine slice gradients (each a zero fill and a copy)."""
+
+    @staticmethod
+    def forward(ctx, padded: torch.Tensor) -> torch.Tensor:
+        return _window_mean(padded)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        ninths = F.pad(grad / 9.0, (2, 2, 2, 2))
+        height, width = grad.shape[-2] + 2, grad.shape[-1] + 2
+        total = ninths[..., :height, :width].clone()
+        for row, col in _WINDOW_OFFSETS[1:]:
+            total.add_(ninths[..., row : row + height, col : col + width])
+        return total
+
+
+def _mean3x3(padded: torch.Tensor) -> torch.Tensor:
+    return _Mean3x3.apply(padded)
 
 
 _ssim = SSIM()
@@ -63,6 +106,28 @@ def set_kernel_enabled(enabled: bool) -> None:
 def kernel_enabled() -> bool:
     """Whether "auto" may pick the kernel at all (switch on and the environment does not veto it)."""
     return _kernel_switch and os.environ.get(DISABLE_ENV, "") != "1"
+
+
+@contextlib.contextmanager
+def compiled_reference(enabled: bool = True) -> Iterator[None]:
+    """Within the block, CPU tensors go through the reference compiled by torch.compile.
+
+    SSIM's ~40 elementwise passes over full-size images become a few fused loops: forward + backward
+    3.3x faster on CPU (measured at 4x3x192x640). The first call per shape and autograd mode compiles
+    (C++ through the system compiler): 1.5-4.5 minutes on 2 busy cores, cached on disk for later runs,
+    so it pays in long trainings, not in a 10-minute demo.
+    """
+    global _use_compiled_reference
+    before, _use_compiled_reference = _use_compiled_reference, bool(enabled)
+    try:
+        yield
+    finally:
+        _use_compiled_reference = before
+
+
+@functools.cache
+def _compiled_reference_fn():
+    return torch.compile(reference_photometric_error, dynamic=False)
 
 
 def _kernel_runs_on(tensor: torch.Tensor) -> bool:
@@ -110,6 +175,8 @@ def photometric_error(
         from depthcli.kernels.photometric_triton import fused_photometric_error
 
         return fused_photometric_error(pred, target)
+    if _use_compiled_reference and pred.device.type == "cpu":
+        return _compiled_reference_fn()(pred, target)
     return reference_photometric_error(pred, target)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from depthcli.errors import out_of_memory_as_error
+
 
 def count_parameters(module: nn.Module) -> int:
     """Number of parameter elements (trainable or not; buffers such as BN statistics excluded)."""
@@ -46,7 +48,8 @@ def count_macs(module: nn.Module, input_size: tuple[int, int], num_inputs: int =
     was_training = module.training
     try:
         module.eval()
-        with torch.no_grad():
+        what = f"measure {type(module).__name__} at {width}x{height}"
+        with torch.no_grad(), out_of_memory_as_error(what, "choose a smaller --size"):
             module(*(torch.rand(1, channels, height, width) for _ in range(num_inputs)))
     finally:
         module.train(was_training)

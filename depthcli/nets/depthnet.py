@@ -4,34 +4,12 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from depthcli.errors import DepthcliError
-from depthcli.sizes import format_size
-
-# Five stride-2 stages: sides must divide by 2**5 for the decoder's upsampling to land on the input size,
-# and give at least 2 pixels at the deepest stage, which the decoders' reflection padding needs.
-SIZE_MULTIPLE = 32
-MIN_SIDE = 2 * SIZE_MULTIPLE
+from depthcli.sizes import check_size, format_size
 
 
 def check_input_size(width: int, height: int) -> None:
-    """DepthcliError naming the size and the nearest valid sizes unless both sides are multiples of 32, >= 64."""
-    if width % SIZE_MULTIPLE == 0 and height % SIZE_MULTIPLE == 0 and min(width, height) >= MIN_SIDE:
-        return
-
-    def around(value: int) -> list[int]:
-        lower = max(MIN_SIDE, value // SIZE_MULTIPLE * SIZE_MULTIPLE)
-        upper = max(MIN_SIDE, -(-value // SIZE_MULTIPLE) * SIZE_MULTIPLE)
-        return sorted({lower, upper})
-
-    candidates = sorted(
-        {(w, h) for w in around(width) for h in around(height)},
-        key=lambda size: (abs(size[0] - width) + abs(size[1] - height), size),
-    )
-    raise DepthcliError(
-        f"input size {format_size((width, height))}: depth nets need width and height that are multiples of "
-        f"{SIZE_MULTIPLE} and at least {MIN_SIDE}; resize or crop to a nearby valid size such as "
-        + " or ".join(format_size(size) for size in candidates[:2])
-    )
+    """DepthcliError naming the size and the nearest valid sizes unless it follows `depthcli.sizes`' rule."""
+    check_size(width, height, f"input size {format_size((width, height))}")
 
 
 class DepthNet(nn.Module):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from depthcli.nets.layers import Conv3x3, ConvBlock, upsample
+from depthcli.nets.layers import Conv3x3, ConvBlock, disparity_head, upsample
 
 ATTENTION_REDUCTION = 16
 # decoder feature channels at scales 0 (full) .. 4 (1/16)
@@ -76,5 +76,5 @@ class DiffNetDecoder(nn.Module):
             by_scale[level + 1] = x  # level L lives at 1/2**(L+1), i.e. decoder scale L+1
         by_scale[0] = self.up_conv1(upsample(self.up_conv0(x)))
         return {
-            ("disp", s): torch.sigmoid(conv(by_scale[s])) for s, conv in zip(self.scales, self.dispconvs, strict=True)
+            ("disp", s): disparity_head(conv, by_scale[s]) for s, conv in zip(self.scales, self.dispconvs, strict=True)
         }

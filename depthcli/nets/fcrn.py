@@ -7,9 +7,10 @@ here (no zero-filled intermediate, 4x fewer multiply-adds).
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from depthcli.nets.layers import disparity_head
 
 FCRN_CHANNELS = (1024, 512, 256, 128, 64)
 
@@ -55,5 +56,7 @@ class FCRNDecoder(nn.Module):
         x = self.bn(self.reduce(features[-1]))
         for up in self.ups:
             x = up(x)
-        x = F.interpolate(self.dispconv(x), scale_factor=2, mode="bilinear", align_corners=False)
-        return {("disp", 0): torch.sigmoid(x)}
+        return {("disp", 0): disparity_head(self._full_resolution_logits, x)}
+
+    def _full_resolution_logits(self, x: Tensor) -> Tensor:
+        return F.interpolate(self.dispconv(x), scale_factor=2, mode="bilinear", align_corners=False)

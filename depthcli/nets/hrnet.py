@@ -61,14 +61,12 @@ class HighResolutionModule(nn.Module):
         xs = [branch(x) for branch, x in zip(self.branches, xs, strict=True)]
         fused = []
         for i, row in enumerate(self.fuse_layers):
-            total = xs[i]
-            for j, layer in enumerate(row):
-                if j == i:
-                    continue
-                y = layer(xs[j])
+            total = None
+            for j, layer in enumerate(row):  # summed in branch order, as the official code rounds it
+                y = xs[j] if j == i else layer(xs[j])
                 if j > i:
                     y = F.interpolate(y, size=xs[i].shape[-2:], mode="bilinear", align_corners=True)
-                total = total + y
+                total = y if total is None else total + y
             fused.append(self.relu(total))
         return fused
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -11,7 +14,12 @@ INPUT_STD = 0.225
 
 
 class Conv3x3(nn.Module):
-    """3x3 convolution (with bias) after 1-pixel reflection padding, so borders do not see zeros."""
+    """3x3 convolution (with bias) after 1-pixel reflection padding, so borders do not see zeros.
+
+    The padding runs with autocast off: CPU autocast lists reflection padding as a float32 op, which
+    turned every bf16 decoder activation into float32 and back around each conv (1.14x slower
+    decoders). Padding only copies values, so it is exact in the input's own dtype.
+    """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
@@ -19,7 +27,9 @@ class Conv3x3(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, 3)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv(self.pad(x))
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            padded = self.pad(x)
+        return self.conv(padded)
 
 
 class ConvBlock(nn.Module):
@@ -49,3 +59,18 @@ class ConvBlock1x1(nn.Module):
 def upsample(x: Tensor, factor: int = 2) -> Tensor:
     """Nearest-neighbour upsampling by an integer factor (exact for sizes that are multiples of 32)."""
     return F.interpolate(x, scale_factor=factor, mode="nearest")
+
+
+def in_float32(layer: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """`layer(x)` computed in float32, also under bf16/fp16 autocast: for the output heads.
+
+    Disparities and poses are what the float32 losses and the saved predictions read; bf16 would keep
+    8 bits of them (disparity steps of 1/256 around 0.5). A head is one small conv, so this is cheap.
+    """
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return layer(x.float())
+
+
+def disparity_head(conv: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """Sigmoid disparity `sigmoid(conv(x))`, in float32 (`in_float32`)."""
+    return torch.sigmoid(in_float32(conv, x))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from depthcli.nets.layers import Conv3x3, ConvBlock, upsample
+from depthcli.nets.layers import Conv3x3, ConvBlock, disparity_head, upsample
 
 DECODER_CHANNELS = (16, 32, 64, 128, 256)
 
@@ -38,5 +38,5 @@ class Monodepth2Decoder(nn.Module):
                 x.append(features[i - 1])
             x = self.upconvs[2 * step + 1](torch.cat(x, 1))
             if i in self.scales:
-                outputs[("disp", i)] = torch.sigmoid(self.dispconvs[self.scales.index(i)](x))
+                outputs[("disp", i)] = disparity_head(self.dispconvs[self.scales.index(i)], x)
         return outputs

@@ -13,29 +13,34 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from depthcli.nets.layers import in_float32
 from depthcli.nets.resnet import ResNetEncoder
 
 # monodepth2 scales the raw pose output so that early training starts near the identity motion.
 POSE_SCALE = 0.01
+# monodepth2's decoder (and so DIFFNet's and RA-Depth's) predicts two poses per frame pair; its trainer
+# uses only the first. We keep the second output so that released pose nets load unchanged.
+POSES_PREDICTED = 2
 
 
 class PoseDecoder(nn.Module):
-    """1x1 squeeze to 256, two 3x3 convs (ReLU), 1x1 to 6, spatial mean, x0.01 -> (axisangle, translation)."""
+    """1x1 squeeze to 256, two 3x3 convs (ReLU), 1x1 to 12, spatial mean, x0.01 -> the first of two poses."""
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()
         self.squeeze = nn.Conv2d(in_channels, 256, 1)
         self.pose0 = nn.Conv2d(256, 256, 3, padding=1)
         self.pose1 = nn.Conv2d(256, 256, 3, padding=1)
-        self.pose2 = nn.Conv2d(256, 6, 1)
+        self.pose2 = nn.Conv2d(256, 6 * POSES_PREDICTED, 1)
         self.relu = nn.ReLU()
 
     def forward(self, feature: Tensor) -> tuple[Tensor, Tensor]:
         x = self.relu(self.squeeze(feature))
         x = self.relu(self.pose0(x))
         x = self.relu(self.pose1(x))
-        out = POSE_SCALE * self.pose2(x).mean(dim=(2, 3))
-        return out[:, :3], out[:, 3:]
+        out = POSE_SCALE * in_float32(self.pose2, x).mean(3).mean(2)  # two means, as monodepth2 rounds them
+        first = out.view(-1, POSES_PREDICTED, 6)[:, 0]
+        return first[:, :3], first[:, 3:]
 
 
 class PoseNet(nn.Module):

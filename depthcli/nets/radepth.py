@@ -1,17 +1,16 @@
 """RA-Depth's dual-HRNet decoder: HRNet-like rounds of parallel convs with summed cross-resolution fusion.
 
 Round by round the coarsest branch is merged away: every branch gets a ConvBlock, then each surviving
-branch i adds the 1x1-ConvBlock-projected, nearest-upsampled outputs of all coarser branches j > i.
+branch i adds the nearest-upsampled, 1x1-ConvBlock-projected outputs of all coarser branches j > i.
 Branches 1..4 (1/4 ... 1/32) start; after three rounds only 1/4 is left, which the last round fuses
 into the 1/2 stem feature. Two ConvBlocks then reach full resolution; one sigmoid disparity (scale 0).
 """
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from depthcli.nets.layers import Conv3x3, ConvBlock, ConvBlock1x1, upsample
+from depthcli.nets.layers import Conv3x3, ConvBlock, ConvBlock1x1, disparity_head, upsample
 
 # encoder branches (index into the encoder's feature list) taking part in each fusion round
 FUSION_ROUNDS = ((1, 2, 3, 4), (1, 2, 3), (1, 2), (0, 1))
@@ -39,9 +38,8 @@ class FusionRound(nn.Module):
         for i in self.branches[:-1]:
             total = outs[i]
             for j in self.branches:
-                if j > i:
-                    # 1x1 conv + ELU commute with nearest upsampling: convolve at the coarse size
-                    total = total + upsample(self.fuse[f"{j}_to_{i}"](outs[j]), 2 ** (j - i))
+                if j > i:  # upsample, then the 1x1 block, in the official code's order
+                    total = total + self.fuse[f"{j}_to_{i}"](upsample(outs[j], 2 ** (j - i)))
             fused[i] = total
         return fused
 
@@ -62,4 +60,4 @@ class RADepthDecoder(nn.Module):
         for fusion in self.rounds:
             state.update(fusion({b: state[b] for b in fusion.branches}))
         x = self.up_conv1(upsample(self.up_conv0(state[0])))
-        return {("disp", 0): torch.sigmoid(self.dispconv(x))}
+        return {("disp", 0): disparity_head(self.dispconv, x)}

@@ -15,6 +15,10 @@ KITTI output (ROOT = out):
 NYU output: `nyu_depth_v2_labeled.mat` (v7.3 HDF5: `images`, `depths` exact, `rawDepths` Kinect-like)
 and `splits.mat`; the test split is whole rooms (the last ~40%), so test views are of unseen rooms.
 The exact `depths` are the dense truth, so there is no separate sidecar for NYU.
+
+A world is rendered into a hidden folder beside `out` and renamed onto it only when complete, so an
+error or Ctrl-C leaves no half world behind (a `kill -9` leaves only that hidden `.OUT.synth-*` folder).
+`out` must be new or empty: rendering over an older world would mix the two.
 """
 
 from __future__ import annotations
@@ -22,19 +26,27 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from depthcli.atomic import current_umask
 from depthcli.errors import DepthcliError
+from depthcli.sizes import check_size_bounds
 from depthcli.synth import kitti_world, nyu_world, writers
 from depthcli.synth.scene import render_view
 
 KITTI_DATE = "2000_01_01"
 VIEWS_PER_ROOM = 4
+# Bounds far above any use (KITTI raw has about 47 000 frames, NYU's labelled set 1 449): a typo such as
+# --frames 1000000000 fails at once instead of filling memory with a job list.
+MAX_FRAMES = 100_000
+MAX_WORKERS = 256
 Progress = Callable[[int, int], None]
 
 
@@ -49,22 +61,46 @@ def drive_folder(drive: int) -> str:
     return f"{KITTI_DATE}/{KITTI_DATE}_drive_{drive + 1:04d}_sync"
 
 
-def _check_args(frames: int, size: tuple[int, int], minimum_frames: int) -> None:
+def _check_args(frames: int, size: tuple[int, int], minimum_frames: int, workers: int, drives: int = 1) -> None:
     if frames < minimum_frames:
         raise DepthcliError(f"--frames {frames}: need at least {minimum_frames} frames")
+    if drives < 1:
+        raise DepthcliError(f"--drives {drives}: need at least 1 drive")
+    if frames * drives > MAX_FRAMES:
+        what = f"--frames {frames}" + (f" x --drives {drives}" if drives > 1 else "")
+        raise DepthcliError(f"{what}: at most {MAX_FRAMES} frames in all; render a smaller world")
+    if not 1 <= workers <= MAX_WORKERS:
+        raise DepthcliError(f"--workers {workers}: give 1 to {MAX_WORKERS} render processes")
     if size[0] < 8 or size[1] < 8:
         raise DepthcliError(f"--size {size[0]}x{size[1]} is too small; use at least 8x8")
+    check_size_bounds(*size, what="--size")
 
 
-def _check_writable(out: Path) -> None:
+@contextlib.contextmanager
+def _staged(out: Path) -> Iterator[Path]:
+    """A fresh hidden folder beside `out` to render into, renamed onto `out` once the block succeeds.
+
+    On any error (or Ctrl-C) the folder is removed, so `out` is either untouched or a whole world.
+    """
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        kind = "a folder with files in it" if out.is_dir() else "a file"
+        raise DepthcliError(f"output {out} is {kind}; synth writes a whole new world: give a new or empty folder")
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.synth-", dir=out.parent))
     except OSError as exc:
         raise DepthcliError(
             f"cannot create output directory {out}: {exc.strerror}; choose a writable location"
         ) from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise DepthcliError(f"output directory {out} is not writable; choose a writable location")
+    try:
+        yield stage
+        stage.chmod(0o777 & ~current_umask())  # mkdtemp made it private to its owner
+        if out.is_dir():
+            out.rmdir()  # empty (checked above): the rename needs the name free
+        os.rename(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
 
 
 @lru_cache(maxsize=4)
@@ -144,31 +180,28 @@ def synth_kitti(
     """Render `drives` drives of `frames` frames each into `out` in the KITTI raw layout
     (`stereo`: also the right camera `image_03`, 0.53 m to the right, doubling the render time)."""
     out = Path(out)
-    _check_args(frames, size, 5)
-    if drives < 1:
-        raise DepthcliError(f"--drives {drives}: need at least 1 drive")
-    _check_writable(out)
+    _check_args(frames, size, 5, workers, drives)
     rig = kitti_world.make_rig(size)
-    writers.write_text(out / KITTI_DATE / "calib_cam_to_cam.txt", rig.cam_to_cam_text)
-    writers.write_text(out / KITTI_DATE / "calib_velo_to_cam.txt", rig.velo_to_cam_text)
     stamps = writers.kitti_timestamps(frames, kitti_world.FRAME_RATE)
-    for drive in range(drives):
-        folder = out / drive_folder(drive)
-        for sensor in ("image_02", "velodyne_points") + (("image_03",) if stereo else ()):
-            writers.write_text(folder / sensor / "timestamps.txt", stamps)
-        poses = _drive(seed, drive, frames)[1]
-        lines = [" ".join(f"{v:.9e}" for v in pose[:3].ravel()) for pose in poses]
-        writers.write_text(folder / "poses_true.txt", "\n".join(lines) + "\n")
-    jobs = [(str(out), seed, d, frames, f, tuple(size), stereo) for d in range(drives) for f in range(frames)]
-    with _mapped(_kitti_frame, jobs, workers) as results:
-        for _ in _counted(results, len(jobs), progress):
-            pass
-    files = []
-    for name, entries in kitti_splits(drives, frames).items():
-        path = out / f"{name}_files.txt"
-        writers.write_text(path, "".join(f"{drive_folder(d)} {f} l\n" for d, f in entries))
-        files.append(path)
-    return SynthSummary(out, drives * frames, tuple(files))
+    splits = kitti_splits(drives, frames)
+    with _staged(out) as stage:
+        writers.write_text(stage / KITTI_DATE / "calib_cam_to_cam.txt", rig.cam_to_cam_text)
+        writers.write_text(stage / KITTI_DATE / "calib_velo_to_cam.txt", rig.velo_to_cam_text)
+        for drive in range(drives):
+            folder = stage / drive_folder(drive)
+            for sensor in ("image_02", "velodyne_points") + (("image_03",) if stereo else ()):
+                writers.write_text(folder / sensor / "timestamps.txt", stamps)
+            poses = _drive(seed, drive, frames)[1]
+            lines = [" ".join(f"{v:.9e}" for v in pose[:3].ravel()) for pose in poses]
+            writers.write_text(folder / "poses_true.txt", "\n".join(lines) + "\n")
+        jobs = [(str(stage), seed, d, frames, f, tuple(size), stereo) for d in range(drives) for f in range(frames)]
+        with _mapped(_kitti_frame, jobs, workers) as results:
+            for _ in _counted(results, len(jobs), progress):
+                pass
+        for name, entries in splits.items():
+            lines = "".join(f"{drive_folder(d)} {f} l\n" for d, f in entries)
+            writers.write_text(stage / f"{name}_files.txt", lines)
+    return SynthSummary(out, drives * frames, tuple(out / f"{name}_files.txt" for name in splits))
 
 
 def _nyu_view(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -208,11 +241,11 @@ def synth_nyu(
 ) -> SynthSummary:
     """Render `frames` views of rooms into `out` as NYU's labelled `.mat` plus `splits.mat`."""
     out = Path(out)
-    _check_args(frames, size, 2)
-    _check_writable(out)
+    _check_args(frames, size, 2, workers)
     jobs = [(seed, index, tuple(size)) for index in range(frames)]
-    mat_path, splits_path = out / "nyu_depth_v2_labeled.mat", out / "splits.mat"
-    with _mapped(_nyu_view, jobs, workers) as views:
-        writers.write_nyu_labeled_mat(mat_path, _counted(views, frames, progress), frames, size)
-    writers.write_nyu_splits(splits_path, *nyu_split(frames))
-    return SynthSummary(out, frames, (mat_path, splits_path))
+    mat_name, splits_name = "nyu_depth_v2_labeled.mat", "splits.mat"
+    with _staged(out) as stage:
+        with _mapped(_nyu_view, jobs, workers) as views:
+            writers.write_nyu_labeled_mat(stage / mat_name, _counted(views, frames, progress), frames, size)
+        writers.write_nyu_splits(stage / splits_name, *nyu_split(frames))
+    return SynthSummary(out, frames, (out / mat_name, out / splits_name))

@@ -1,4 +1,4 @@
-"""Byte-level writers for the real on-disk formats the synthetic worlds imitate (GUIDE 5).
+"""Byte-level writers for the real on-disk formats the synthetic worlds imitate (docs/formats.md).
 
 Everything goes through `depthcli.atomic` (temp file + rename) and is deterministic: no timestamps
 of the moment of writing end up in any file, so the same seed gives byte-identical output.

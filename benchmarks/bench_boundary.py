@@ -1,7 +1,7 @@
 """InverseForm's claim: a boundary loss puts depth edges where they belong.
 
     python benchmarks/bench_boundary.py [--preset diffnet] [--net diffnet-small] [--seeds 0,1]
-        [--steps 1200] [--size 320x96] [--fast] [--out DIR] [--results benchmarks/results]
+        [--steps 1200] [--batch-size 4] [--size 320x96] [--fast] [--out DIR] [--results benchmarks/results]
 
 The same recipe trains from scratch twice per seed on the synthetic KITTI-like drive of
 bench_resolution.py (seed 0, 120 frames at 416x128; batch 4, lr 5e-4, `depthcli demo`'s from-scratch
@@ -51,7 +51,7 @@ def run(args) -> dict:
             name = f"{args.net}_s{seed}" if arm == "plain" else f"{args.net}_boundary_s{seed}"
             record = train_run(
                 out / "runs" / name, args.preset, train_cache, size=args.size, steps=args.steps, seed=seed,
-                fast=args.fast, config={"net": args.net, **extra},
+                fast=args.fast, batch_size=args.batch_size, config={"net": args.net, **extra},
             )  # fmt: skip
             print(f"trained {name}: {record['wall_minutes']:.1f} min, cpu share {record['cpu_share']}")
             records[arm].append(record)
@@ -119,6 +119,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1", type=lambda text: [int(s) for s in text.split(",")])
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--size", type=parse_size, default=(320, 96), help="training (and evaluation) size")
+    parser.add_argument("--batch-size", type=int, default=4, help="training batch (every run alike)")
     parser.add_argument("--fast", action="store_true", help="--amp auto + channels-last (the fast CPU setting)")
     parser.add_argument("--out", type=Path, default=None, help="worlds and runs (reused when run again)")
     parser.add_argument("--results", type=Path, default=None, help="copy the table (JSON) and plot (PNG) here")

@@ -125,8 +125,8 @@ def constant_baseline(cache: Path) -> dict[str, float]:
     """NYU-protocol metrics of predicting the mean training depth everywhere on the test split."""
     import numpy as np
 
+    from depthcli.evaluation.eval_sets import open_eval_set
     from depthcli.evaluation.evaluate import EvalOptions, evaluate_predictions
-    from depthcli.evaluation.ground_truth import open_eval_set
 
     train_set = CachedNyuDataset(cache, split="train")
     depths = [train_set[i]["depth_gt"].numpy() for i in range(len(train_set))]

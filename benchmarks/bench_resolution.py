@@ -1,7 +1,7 @@
 """RA-Depth's claim: depth that holds up when the test resolution differs from the training one.
 
     python benchmarks/bench_resolution.py [--presets monodepth2,diffnet,radepth] [--seeds 0,1]
-        [--steps 1200] [--size 320x96] [--ladder 224x64,256x64,320x96,416x128,512x160] [--fast]
+        [--steps 1200] [--batch-size 4] [--size 320x96] [--ladder 224x64,256x64,320x96,416x128,512x160] [--fast]
         [--full-nets] [--out DIR] [--results benchmarks/results]
 
 Each preset's recipe trains from scratch on the same synthetic KITTI-like drive (seed 0, 120 frames
@@ -61,7 +61,7 @@ def run(args) -> dict:
             net = nets[preset]
             record = train_run(
                 out / "runs" / f"{net}_s{seed}", preset, train_cache, size=args.size,
-                steps=args.steps, seed=seed, fast=args.fast, config={"net": net},
+                steps=args.steps, seed=seed, fast=args.fast, batch_size=args.batch_size, config={"net": net},
             )  # fmt: skip
             print(f"trained {net} seed {seed}: {record['wall_minutes']:.1f} min, cpu share {record['cpu_share']}")
             runs.setdefault(net, []).append(record)
@@ -134,6 +134,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--size", type=parse_size, default=(320, 96), help="training size")
     parser.add_argument("--ladder", type=parse_resolutions, default=parse_resolutions(DEFAULT_LADDER))
+    parser.add_argument("--batch-size", type=int, default=4, help="training batch (every run alike)")
     parser.add_argument("--fast", action="store_true", help="--amp auto + channels-last (the fast CPU setting)")
     parser.add_argument("--full-nets", action="store_true", help="diffnet/radepth on HRNet-18 instead of HRNet-W9")
     parser.add_argument("--out", type=Path, default=None, help="worlds and runs (reused when run again)")

@@ -19,8 +19,8 @@ networks' precision (default auto: bf16 where the CPU has it natively; off: floa
 photometric loss cannot tell it from the sky, and diffnet-small ended worse than the baseline.
 
 `real`: the same check on real KITTI frames: train from scratch on the frames of a small raw drive
-(`--root`, default the ten-frame sample beside the checkout: frames 1-8 have both neighbours) and
-score median-scaled abs_rel (KITTI Eigen, velodyne GT) on the same drive's frames (`--eval-split`),
+(`--root`, default the ten-frame sample in tests/data or under DEPTHCLI_SHARED_DATA: frames 1-8 have both
+neighbours) and score median-scaled abs_rel (KITTI Eigen, velodyne GT) on the same drive's frames (`--eval-split`),
 next to the untrained net and a constant prediction. Passing means trained abs_rel clearly below the
 constant's (at most 0.8x). Switches for what may stop learning at this scale: `--no-automask`,
 `--lr`, `--size`, `--frame-step 2` (neighbours two frames apart: twice the parallax; a drive of
@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from sidebyside import kitti_sample_root
 from torch.utils.data import default_collate
 
 from depthcli.engine.runner import run_recipe
@@ -170,8 +170,8 @@ def real(args) -> dict:
     from depthcli.data.cache import build_cache
     from depthcli.engine.selfsup import open_training_data, open_validation_data
     from depthcli.engine.trainer import train
+    from depthcli.evaluation.eval_sets import open_eval_set
     from depthcli.evaluation.evaluate import EvalOptions, evaluate_model, evaluate_predictions
-    from depthcli.evaluation.ground_truth import open_eval_set
     from depthcli.nets.loading import load_depth_model
 
     root = args.root
@@ -328,9 +328,8 @@ def main() -> None:
     good.add_argument("--small", action="store_true", help="the presets' recipes on the half-width nets")
     good.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"), help="network precision")
     good.add_argument("--out", type=Path, default=None)
-    shared = Path(os.environ.get("DEPTHCLI_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     on_real = sub.add_parser("real")
-    on_real.add_argument("--root", type=Path, default=shared / "kitti_raw_mini", help="KITTI raw root")
+    on_real.add_argument("--root", type=Path, default=kitti_sample_root(), help="KITTI raw root")
     on_real.add_argument("--train-split", type=Path, default=None, help="default ROOT/train_files.txt")
     on_real.add_argument("--eval-split", type=Path, default=None, help="default ROOT/eval_files.txt")
     on_real.add_argument("--preset", default="diffnet")

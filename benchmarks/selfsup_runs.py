@@ -151,8 +151,8 @@ def constant_baseline(data: Path, split: Path | None, protocol: str = "kitti-eig
     """Metrics of a constant depth map (median-scaled, so any constant scores the same): the no-learning bar."""
     import numpy as np
 
+    from depthcli.evaluation.eval_sets import open_eval_set
     from depthcli.evaluation.evaluate import EvalOptions, evaluate_predictions
-    from depthcli.evaluation.ground_truth import open_eval_set
     from depthcli.evaluation.protocols import build_protocol
 
     options = EvalOptions(protocol=build_protocol(protocol, gt=gt), pred_type="depth", median_scaling=True)

@@ -20,11 +20,11 @@ photometric loss cannot tell it from the sky, and diffnet-small ended worse than
 
 `real`: the same check on real KITTI frames: train from scratch on the frames of a small raw drive
 (`--root`, default the ten-frame sample in tests/data or under DEPTHCLI_SHARED_DATA: frames 1-8 have both
-neighbours) and score median-scaled abs_rel (KITTI Eigen, velodyne GT) on the same drive's frames (`--eval-split`),
-next to the untrained net and a constant prediction. Passing means trained abs_rel clearly below the
-constant's (at most 0.8x). Switches for what may stop learning at this scale: `--no-automask`,
-`--lr`, `--size`, `--frame-step 2` (neighbours two frames apart: twice the parallax; a drive of
-every other frame is linked under --out), `--pretrain-steps N` (GrMC-pretrain the encoder on the same
+neighbours) and score median-scaled abs_rel (KITTI Eigen, velodyne GT) on the same drive's frames
+(`--eval-split`), next to the untrained net and a constant prediction. Passing means trained abs_rel
+clearly below the constant's (at most 0.8x). Switches for what may stop learning at this scale:
+`--no-automask`, `--lr`, `--size`, `--frame-step K` (neighbours K frames apart: K times the parallax; drives
+of every K-th frame are linked under --out), `--pretrain-steps N` (GrMC-pretrain the encoder on the same
 frames first) and `--encoder-init CKPT`.
 """
 
@@ -176,8 +176,9 @@ def real(args) -> dict:
 
     root = args.root
     eval_split = args.eval_split or root / "eval_files.txt"
-    train_root = every_other_frame(root, args.out / "frame_step_2") if args.frame_step == 2 else root
-    train_split = None if args.frame_step == 2 else (args.train_split or root / "train_files.txt")
+    step = args.frame_step
+    train_root = every_kth_frame(root, args.out / f"frame_step_{step}", step) if step > 1 else root
+    train_split = None if step > 1 else (args.train_split or root / "train_files.txt")
     tag = f"{args.net}_{args.size[0]}x{args.size[1]}_lr{args.lr:g}_{args.steps}_s{args.seed}"
     tag += ("_noautomask" if args.no_automask else "") + (f"_step{args.frame_step}" if args.frame_step > 1 else "")
     tag += f"_{args.amp}" if args.amp != "auto" else ""
@@ -257,21 +258,21 @@ def plot_real_curves(out: Path, path: Path) -> Path:
     return path
 
 
-def every_other_frame(root: Path, out: Path) -> Path:
-    """A raw root whose drives hold every second frame of ROOT's (two drives: even and odd frames), linked.
+def every_kth_frame(root: Path, out: Path, k: int) -> Path:
+    """A raw root whose drives hold every k-th frame of ROOT's (k drives, one per offset), linked.
 
-    Neighbours in it are two frames apart, so the training pairs see twice the camera motion.
+    Neighbours in it are k frames apart, so the training pairs see k times the camera motion.
     """
     from depthcli.data.kitti import check_kitti_root
 
     root = check_kitti_root(root)
     for date in sorted(p for p in root.iterdir() if p.is_dir()):
         for drive in sorted(date.glob("*_sync")):
-            for parity in (0, 1):
-                number = int(drive.name.split("_drive_")[1][:4]) * 2 + parity + 1
+            for offset in range(k):
+                number = int(drive.name.split("_drive_")[1][:4]) * k + offset + 1
                 target = out / date.name / f"{date.name}_drive_{number:04d}_sync"
                 for kind, pattern in (("image_02", "*.png"), ("velodyne_points", "*.bin")):
-                    files = sorted((drive / kind / "data").glob(pattern))[parity::2]
+                    files = sorted((drive / kind / "data").glob(pattern))[offset::k]
                     (target / kind / "data").mkdir(parents=True, exist_ok=True)
                     for index, path in enumerate(files):
                         link = target / kind / "data" / f"{index:010d}{path.suffix}"
@@ -340,7 +341,7 @@ def main() -> None:
     on_real.add_argument("--lr", type=float, default=5e-4)
     on_real.add_argument("--seed", type=int, default=0)
     on_real.add_argument("--no-automask", action="store_true")
-    on_real.add_argument("--frame-step", type=int, choices=(1, 2), default=1)
+    on_real.add_argument("--frame-step", type=int, choices=(1, 2, 3, 4), default=1)
     on_real.add_argument("--pretrain-steps", type=int, default=0, help="GrMC on the same frames first")
     on_real.add_argument("--encoder-init", type=Path, default=None)
     on_real.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"), help="network precision")

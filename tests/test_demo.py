@@ -48,9 +48,10 @@ def test_fixed_step_count_replaces_the_timed_budget(tmp_path):
     default = DemoSettings()
     settings = dataclasses.replace(TINY, preset=default.preset, net=default.net, max_steps=2, budget_minutes=60.0)
     summary = run_demo(tmp_path / "out", settings).summary
-    assert summary["training"]["steps"] == 2
+    assert (summary["training"]["steps"], summary["training"]["replans"]) == (2, 0)
     config = json.loads((tmp_path / "out" / "run" / "config.json").read_text())
     assert (config["max_steps"], config["preset"], config["net"]) == (2, settings.preset, settings.net)
+    assert config["max_minutes"] == 0  # a fixed step count is not cut short by the clock
 
 
 def test_untrained_net_in_eval_mode_is_the_constant_baseline(tiny_demo):

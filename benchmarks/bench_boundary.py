@@ -24,6 +24,7 @@ from pathlib import Path
 
 from selfsup_runs import (
     all_frames_split,
+    constant_baseline,
     eval_rows,
     kitti_cache,
     load_conditions,
@@ -69,6 +70,8 @@ def run(args) -> dict:
             "cpu_share": [record["cpu_share"] for record in records[arm]],
             "train_command": records[arm][0]["command"],
         }
+    constant = constant_baseline(test_root, test_split, gt="dense")
+    table["constant"] = {metric: constant[metric] for metric in ("abs_rel", "a1")}
     table["eval_command"] = f"depthcli eval --data {test_root} --split {test_split} --gt dense --checkpoint ..."
     return table
 
@@ -85,6 +88,10 @@ def print_table(table: dict) -> None:
             seeds = ", ".join(f"{row[metric]:.3f}" for row in values["per_seed"])
             cells.append(f"{values[metric]['mean']:.3f} ± {values[metric]['std']:.3f} [{seeds}]")
         print(f"{arm:14s} | " + " | ".join(f"{cell:^30s}" for cell in cells))
+    constant = table["constant"]
+    print(
+        f"a constant depth map scores abs_rel {constant['abs_rel']:.3f}, a1 {constant['a1']:.3f} (no edges: dbe 10 px)"
+    )
 
 
 def plot(table: dict, path: Path) -> Path:
@@ -101,6 +108,9 @@ def plot(table: dict, path: Path) -> Path:
             values = [row[metric] for row in table["arms"][arm]["per_seed"]]
             axis.bar(position, table["arms"][arm][metric]["mean"], color=f"C{position}", alpha=0.5)
             axis.plot([position] * len(values), values, "o", color=f"C{position}")
+        if metric in table["constant"]:
+            axis.axhline(table["constant"][metric], color="grey", linestyle="--", label="constant depth")
+            axis.legend(fontsize="x-small")
         axis.set_xticks(range(len(arms)), arms)
         better = "higher" if metric == "a1" else "lower"
         axis.set_title(f"{metric} ({better} is better)" + (" [px]" if metric.startswith("dbe") else ""))

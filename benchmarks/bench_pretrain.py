@@ -209,7 +209,7 @@ def main() -> None:
 
 
 def summarise(results: list[dict], methods: list[str], fractions: list[float]) -> list[dict]:
-    """Per (fraction, method): mean, std (over seeds), min and max of abs_rel, rmse and a1."""
+    """Per (fraction, method): mean, std (over seeds), median, min, max and the seeds' values of abs_rel, rmse, a1."""
     import numpy as np
 
     rows = []
@@ -222,6 +222,8 @@ def summarise(results: list[dict], methods: list[str], fractions: list[float]) -
                 row[metric] = float(values.mean())
                 row[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
                 row[f"{metric}_range"] = [float(values.min()), float(values.max())]
+                row[f"{metric}_median"] = float(np.median(values))
+                row[f"{metric}_seeds"] = values.tolist()
             rows.append(row)
     return rows
 
@@ -236,35 +238,39 @@ def print_table(summary: list[dict], methods, baseline: dict, args, encoder: str
         f"NYU protocol on the synthetic test rooms; {args.net} ({encoder}); pretrain {args.pretrain_steps} steps "
         f"x {args.pretrain_batch} at {args.pretrain_size[0]}x{args.pretrain_size[1]}, queue {args.queue}; "
         f"fine-tune {args.finetune_steps} steps x {args.finetune_batch} at "
-        f"{args.finetune_size[0]}x{args.finetune_size[1]}; seeds {seeds} (mean ± std); {elapsed / 60:.1f} min; "
+        f"{args.finetune_size[0]}x{args.finetune_size[1]}; seeds {seeds} (abs_rel: mean ± std, median); "
+        f"{elapsed / 60:.1f} min; "
         f"constant prediction abs_rel {baseline['abs_rel']:.3f}"
     )
-    print(f"{'labels':>8} {'images':>6} | " + " | ".join(f"{m:^29}" for m in methods))
-    print(f"{'':>8} {'':>6} | " + " | ".join(f"{'abs_rel          rmse    a1':^29}" for _ in methods))
+    print(f"{'labels':>8} {'images':>6} | " + " | ".join(f"{m:^36}" for m in methods))
+    print(f"{'':>8} {'':>6} | " + " | ".join(f"{'abs_rel                 rmse    a1':^36}" for _ in methods))
     for fraction in dict.fromkeys(r["fraction"] for r in summary):
         rows = {r["method"]: r for r in summary if r["fraction"] == fraction}
-        cells = [f"{rows[m]['abs_rel']:.3f} ± {rows[m]['abs_rel_std']:.3f}  {rows[m]['rmse']:.3f}  {rows[m]['a1']:.3f}"
-                 for m in methods]  # fmt: skip
+        cells = [f"{rows[m]['abs_rel']:.3f} ± {rows[m]['abs_rel_std']:.3f} ({rows[m]['abs_rel_median']:.3f})  "
+                 f"{rows[m]['rmse']:.3f}  {rows[m]['a1']:.3f}" for m in methods]  # fmt: skip
         images = rows[methods[0]]["labelled_images"]
-        print(f"{fraction:>8.0%} {images:>6} | " + " | ".join(f"{c:^29}" for c in cells))
+        print(f"{fraction:>8.0%} {images:>6} | " + " | ".join(f"{c:^36}" for c in cells))
 
 
 def plot(summary: list[dict], methods, fractions, baseline: dict, path: Path, title: str) -> None:
-    """abs_rel (mean, error bar = seeds' min..max) against the label fraction, one line per method."""
+    """abs_rel against the label fraction: each seed a dot, the seeds' median a line (robust to a run that
+    diverged), log scale; one colour per method."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 4))
-    for method in methods:
+    for index, method in enumerate(methods):
         rows = [next(r for r in summary if r["method"] == method and r["fraction"] == f) for f in fractions]
-        means = [r["abs_rel"] for r in rows]
-        errors = [[m - r["abs_rel_range"][0] for m, r in zip(means, rows, strict=True)],
-                  [r["abs_rel_range"][1] - m for m, r in zip(means, rows, strict=True)]]  # fmt: skip
-        axis.errorbar([100 * f for f in fractions], means, yerr=errors, marker="o", capsize=4, label=method)
+        shift = 1.0 + 0.06 * (index - 1)  # methods side by side at each fraction
+        xs = [100 * f * shift for f in fractions]
+        axis.plot(xs, [r["abs_rel_median"] for r in rows], marker="o", color=f"C{index}", label=f"{method} (median)")
+        for x, row in zip(xs, rows, strict=True):
+            axis.plot([x] * len(row["abs_rel_seeds"]), row["abs_rel_seeds"], ".", color=f"C{index}", alpha=0.5)
     axis.axhline(baseline["abs_rel"], color="grey", linestyle="--", label="constant prediction")
     axis.set_xscale("log")
+    axis.set_yscale("log")
     axis.set_xlabel("labelled training images (%)")
     axis.set_ylabel("abs_rel (NYU protocol, lower is better)")
     axis.set_title(f"GrMC vs MoCo v2 vs random init: {title}", fontsize="medium")

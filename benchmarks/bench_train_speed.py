@@ -1,6 +1,6 @@
 """Training step speed, side by side: depthcli's fast setting vs monodepth2's own trainer and vs float32.
 
-    python benchmarks/bench_train_speed.py [--presets monodepth2,diffnet,radepth] [--size 640x192]
+    python benchmarks/bench_train_speed.py [--presets monodepth2,diffnet,radepth] [--net NET] [--size 640x192]
         [--batch-size 4] [--rounds 5] [--steps 3] [--threads N] [--compile] [--reference auto|on|off]
         [--monodepth2 DIR] [--device cpu|cuda] [--json OUT]
 
@@ -168,11 +168,13 @@ def bench_preset(preset: str, args, workdir: Path) -> list[dict]:
     variants = {"depthcli fast": {}, "depthcli fp32": {"amp": "off", "channels_last": False}}
     if args.compile:
         variants["depthcli fast+compile"] = {"compile": True}
+    if args.net:
+        variants = {name: {**overrides, "net": args.net} for name, overrides in variants.items()}
     runners = {
         name: DepthcliSide(preset, overrides, frames, args, workdir / f"{preset}_{index}")
         for index, (name, overrides) in enumerate(variants.items())
     }
-    with_reference = preset == "monodepth2" and args.reference
+    with_reference = preset == "monodepth2" and args.reference and not args.net
     if with_reference:
         runners["monodepth2 Trainer"] = Monodepth2Side(frames, args, workdir / "monodepth2")
     print(f"{preset}: {args.rounds} rounds x {args.steps} timed steps per side, batch {args.batch_size}, "
@@ -207,6 +209,7 @@ def main() -> None:
     parser.add_argument("--presets", default="monodepth2,diffnet,radepth")
     parser.add_argument("--size", default="640x192", type=parse_size)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--net", default=None, help="the presets' recipe on another net (e.g. radepth-small)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per side and round")
     parser.add_argument("--threads", type=int, default=0, help="0: OMP_NUM_THREADS, else the idle cores")

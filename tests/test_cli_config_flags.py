@@ -124,7 +124,7 @@ def test_yaml_config_files_work_out_of_the_box(tmp_path):
             ["--label-fraction", "0.5"],
             "(label_fraction) applies to --task supervised, not --task selfsup",
         ),
-        (["--amp", "fp8"], "--amp 'fp8' is not one of off, bf16, fp16"),
+        (["--amp", "fp8"], "--amp 'fp8' is not one of auto, off, bf16, fp16"),
         (["--task", "video"], "--task 'video' is not one of selfsup, supervised"),
     ],
 )

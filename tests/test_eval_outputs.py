@@ -47,7 +47,8 @@ def two_frames(kitti_mini, tmp_path):
 
 
 def test_predict_then_eval_equals_eval_of_the_checkpoint(seeds, kitti_mini_links, two_frames, tmp_path, monkeypatch):
-    """predict saves monodepth2's scaled disparity; eval --predictions FOLDER scores it like eval --checkpoint."""
+    """predict saves monodepth2's scaled disparity; eval --predictions FOLDER scores it like eval --checkpoint
+    (predict in float32: its default --amp auto may run the net in bf16, eval --checkpoint runs float32)."""
     data = ["--data", kitti_mini_links, "--split", two_frames, "--json"]
     for resize in ("torch", "pil-lanczos"):
         assert (
@@ -57,7 +58,7 @@ def test_predict_then_eval_equals_eval_of_the_checkpoint(seeds, kitti_mini_links
         (direct,) = json.loads((tmp_path / "c.json").read_text())
         out = tmp_path / f"pred_{resize}"
         code = run_cli(monkeypatch, "predict", kitti_mini_links, "--split", two_frames, "-c", seeds[0], "-o", out,
-                       "--save", "npy", "--image-resize", resize, "--device", "cpu")  # fmt: skip
+                       "--save", "npy", "--image-resize", resize, "--device", "cpu", "--amp", "off")  # fmt: skip
         assert code == 0 and (out / "2011_09_26" / "2011_09_26_drive_0000_sync" / "image_02" / "data").is_dir()
         assert run_cli(monkeypatch, "eval", "--predictions", out, *data, tmp_path / "p.json") == 0
         (saved,) = json.loads((tmp_path / "p.json").read_text())

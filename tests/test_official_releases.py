@@ -67,7 +67,9 @@ def test_official_disparity_reproduced_by_predict(imported, tmp_path):
     image = tmp_path / "frame.png"
     cv2.imwrite(str(image), cv2.cvtColor(depth_image(facts), cv2.COLOR_RGB2BGR))
     result = CliRunner().invoke(
-        app, ["predict", str(image), "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--save", "npy"]
+        app,
+        ["predict", str(image), "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--save", "npy"]
+        + ["--amp", "off"],  # float32, as the official code ran (auto is bf16 on native-bf16 CPUs)
     )
     assert result.exit_code == 0, result.output
     saved = np.load(tmp_path / "out" / "frame_disp.npy").reshape(outputs["disp"].shape)

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from selfsup_runs import (
+    add_training_arguments,
     all_frames_split,
     constant_baseline,
     eval_rows,
@@ -33,8 +34,6 @@ from selfsup_runs import (
     train_run,
     write_json,
 )
-
-from depthcli.sizes import parse_size
 
 METRICS = ("abs_rel", "dbe_acc", "dbe_comp", "a1")
 
@@ -126,13 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="diffnet")
     parser.add_argument("--net", default="diffnet-small")
-    parser.add_argument("--seeds", default="0,1", type=lambda text: [int(s) for s in text.split(",")])
-    parser.add_argument("--steps", type=int, default=1200)
-    parser.add_argument("--size", type=parse_size, default=(320, 96), help="training (and evaluation) size")
-    parser.add_argument("--batch-size", type=int, default=4, help="training batch (every run alike)")
-    parser.add_argument("--fast", action="store_true", help="--amp auto + channels-last (the fast CPU setting)")
-    parser.add_argument("--out", type=Path, default=None, help="worlds and runs (reused when run again)")
-    parser.add_argument("--results", type=Path, default=None, help="copy the table (JSON) and plot (PNG) here")
+    add_training_arguments(parser, size_help="training (and evaluation) size")
     args = parser.parse_args()
     args.out = args.out or Path(tempfile.mkdtemp(prefix="bench_boundary_"))
     print(f"writing into {args.out}")

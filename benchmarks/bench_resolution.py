@@ -29,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 from selfsup_runs import (
+    add_training_arguments,
     all_frames_split,
     constant_baseline,
     depthcli,
@@ -41,7 +42,7 @@ from selfsup_runs import (
     write_json,
 )
 
-from depthcli.sizes import HALF_RESOLUTION_LADDER, format_size, parse_resolutions, parse_size
+from depthcli.sizes import HALF_RESOLUTION_LADDER, format_size, parse_resolutions
 
 SMALL_NETS = {"monodepth2": "monodepth2", "diffnet": "diffnet-small", "radepth": "radepth-small"}
 FULL_NETS = {"monodepth2": "monodepth2", "diffnet": "diffnet", "radepth": "radepth"}
@@ -130,15 +131,9 @@ def print_table(table: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default="monodepth2,diffnet,radepth", type=lambda text: text.split(","))
-    parser.add_argument("--seeds", default="0,1", type=lambda text: [int(s) for s in text.split(",")])
-    parser.add_argument("--steps", type=int, default=1200)
-    parser.add_argument("--size", type=parse_size, default=(320, 96), help="training size")
+    add_training_arguments(parser, size_help="training size")
     parser.add_argument("--ladder", type=parse_resolutions, default=parse_resolutions(DEFAULT_LADDER))
-    parser.add_argument("--batch-size", type=int, default=4, help="training batch (every run alike)")
-    parser.add_argument("--fast", action="store_true", help="--amp auto + channels-last (the fast CPU setting)")
     parser.add_argument("--full-nets", action="store_true", help="diffnet/radepth on HRNet-18 instead of HRNet-W9")
-    parser.add_argument("--out", type=Path, default=None, help="worlds and runs (reused when run again)")
-    parser.add_argument("--results", type=Path, default=None, help="copy the table (JSON) and plot (PNG) here")
     args = parser.parse_args()
     args.out = args.out or Path(tempfile.mkdtemp(prefix="bench_resolution_"))
     print(f"writing into {args.out}")

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from selfsup_runs import all_frames_split
 from sidebyside import kitti_sample_root
 from torch.utils.data import default_collate
 
@@ -97,17 +98,6 @@ def throughput(presets: list[str], sizes: list[tuple[int, int]], batch_size: int
     return rows
 
 
-def _all_frames_split(root: Path) -> Path:
-    lines = []
-    for name in ("train_files.txt", "val_files.txt", "test_files.txt"):
-        path = root / name
-        if path.is_file():
-            lines += [line for line in path.read_text().splitlines() if line.strip()]
-    split = root / "all_files.txt"
-    split.write_text("\n".join(lines) + "\n")
-    return split
-
-
 def quality(
     presets: list[str],
     steps: int,
@@ -129,10 +119,10 @@ def quality(
     if not train_root.is_dir():  # reuse the worlds of an earlier run into the same --out
         synth_kitti(train_root, frames=frames, size=world_size, seed=0)
         synth_kitti(test_root, frames=max(8, frames // 4), size=world_size, seed=1)
-    eval_set = open_eval_set(test_root, _all_frames_split(test_root), "kitti-eigen")
+    eval_set = open_eval_set(test_root, all_frames_split(test_root), "kitti-eigen")
     table = {}
     for preset in presets:
-        overrides = {"data": str(train_root), "split": str(_all_frames_split(train_root)), "size": size,
+        overrides = {"data": str(train_root), "split": str(all_frames_split(train_root)), "size": size,
                      "batch_size": batch_size, "epochs": 1000, "num_workers": 0, "save_every": 100,
                      "amp": amp, "lr": lr, **from_scratch_schedule(steps)}  # fmt: skip
         if small:

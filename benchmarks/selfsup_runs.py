@@ -174,3 +174,16 @@ def write_json(path: Path, data: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+def add_training_arguments(parser, size_help: str) -> None:
+    """The training-budget options bench_resolution.py and bench_boundary.py share (every run alike)."""
+    from depthcli.sizes import parse_size
+
+    parser.add_argument("--seeds", default="0,1", type=lambda text: [int(s) for s in text.split(",")])
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--size", type=parse_size, default=(320, 96), help=size_help)
+    parser.add_argument("--batch-size", type=int, default=4, help="training batch (every run alike)")
+    parser.add_argument("--fast", action="store_true", help="--amp auto + channels-last (the fast CPU setting)")
+    parser.add_argument("--out", type=Path, default=None, help="worlds and runs (reused when run again)")
+    parser.add_argument("--results", type=Path, default=None, help="copy the table (JSON) and plot (PNG) here")

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_selfsup.py throughput --sizes 640x192,320x96 --batch-size 4
     python benchmarks/bench_selfsup.py quality --steps 1200 --presets radepth,diffnet --small [--amp auto|off]
+    python benchmarks/bench_selfsup.py real --preset diffnet --net diffnet-small --steps 600
 
 `throughput`: train steps on a fixed synthetic batch (the recipe's full loss, optimizer step
 included) and report images/s (wall clock) and images per CPU-second.
@@ -16,6 +17,15 @@ HRNet-W9 net (`radepth-small`, `diffnet-small`), as `depthcli demo` does on a CP
 networks' precision (default auto: bf16 where the CPU has it natively; off: float32). Training runs at
 320x96 by default: at the demo's 192x64 a facade 25 m ahead moves under a pixel per frame, the
 photometric loss cannot tell it from the sky, and diffnet-small ended worse than the baseline.
+
+`real`: the same check on real KITTI frames: train from scratch on the frames of a small raw drive
+(`--root`, default the ten-frame sample in tests/data or under DEPTHCLI_SHARED_DATA: frames 1-8 have both
+neighbours) and score median-scaled abs_rel (KITTI Eigen, velodyne GT) on the same drive's frames
+(`--eval-split`), next to the untrained net and a constant prediction. Passing means trained abs_rel
+clearly below the constant's (at most 0.8x). Switches for what may stop learning at this scale:
+`--no-automask`, `--lr`, `--size`, `--frame-step K` (neighbours K frames apart: K times the parallax; drives
+of every K-th frame are linked under --out), `--pretrain-steps N` (GrMC-pretrain the encoder on the same
+frames first) and `--encoder-init CKPT`.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from selfsup_runs import all_frames_split
+from sidebyside import kitti_sample_root
 from torch.utils.data import default_collate
 
 from depthcli.engine.runner import run_recipe
@@ -86,17 +98,6 @@ def throughput(presets: list[str], sizes: list[tuple[int, int]], batch_size: int
     return rows
 
 
-def _all_frames_split(root: Path) -> Path:
-    lines = []
-    for name in ("train_files.txt", "val_files.txt", "test_files.txt"):
-        path = root / name
-        if path.is_file():
-            lines += [line for line in path.read_text().splitlines() if line.strip()]
-    split = root / "all_files.txt"
-    split.write_text("\n".join(lines) + "\n")
-    return split
-
-
 def quality(
     presets: list[str],
     steps: int,
@@ -118,10 +119,10 @@ def quality(
     if not train_root.is_dir():  # reuse the worlds of an earlier run into the same --out
         synth_kitti(train_root, frames=frames, size=world_size, seed=0)
         synth_kitti(test_root, frames=max(8, frames // 4), size=world_size, seed=1)
-    eval_set = open_eval_set(test_root, _all_frames_split(test_root), "kitti-eigen")
+    eval_set = open_eval_set(test_root, all_frames_split(test_root), "kitti-eigen")
     table = {}
     for preset in presets:
-        overrides = {"data": str(train_root), "split": str(_all_frames_split(train_root)), "size": size,
+        overrides = {"data": str(train_root), "split": str(all_frames_split(train_root)), "size": size,
                      "batch_size": batch_size, "epochs": 1000, "num_workers": 0, "save_every": 100,
                      "amp": amp, "lr": lr, **from_scratch_schedule(steps)}  # fmt: skip
         if small:
@@ -152,6 +153,189 @@ def quality(
     return table
 
 
+def real(args) -> dict:
+    """Train on a real drive's frames and score the same drive (module docstring, `real`)."""
+    from torch.utils.data import ConcatDataset
+
+    from depthcli.data.cache import build_cache
+    from depthcli.engine.selfsup import open_training_data, open_validation_data
+    from depthcli.engine.trainer import train
+    from depthcli.evaluation.eval_sets import open_eval_set
+    from depthcli.evaluation.evaluate import EvalOptions, evaluate_model, evaluate_predictions
+    from depthcli.nets.loading import load_depth_model
+
+    root = args.root
+    eval_split = args.eval_split or root / "eval_files.txt"
+    step = args.frame_step
+    train_root = every_kth_frame(root, args.out / f"frame_step_{step}", step) if step > 1 else root
+    train_split = None if step > 1 else (args.train_split or root / "train_files.txt")
+    tag = f"{args.net}_{args.size[0]}x{args.size[1]}_lr{args.lr:g}_{args.steps}_s{args.seed}"
+    tag += ("_noautomask" if args.no_automask else "") + (f"_step{args.frame_step}" if args.frame_step > 1 else "")
+    tag += f"_{args.amp}" if args.amp != "auto" else ""
+    tag += f"_grmc{args.pretrain_steps}" if args.pretrain_steps else ""
+    run_dir = args.out / tag
+    cache = build_cache("kitti", train_root, args.out / f"train_{tag}.h5", split=train_split, size=args.size)
+    # the scored frames with their GT, validated every 50 steps: the learning curve (last.ckpt is what is scored)
+    eval_cache = build_cache("kitti", root, args.out / "eval.h5", split=eval_split)
+    encoder_init = args.encoder_init
+    if args.pretrain_steps:
+        encoder_init = pretrain_on_frames(root, args, run_dir / "pretrain")
+    overrides = {"data": str(cache), "size": args.size, "batch_size": args.batch_size, "lr": args.lr,
+                 "net": args.net, "seed": args.seed, "automask": not args.no_automask, "epochs": 1,
+                 "num_workers": 0, "save_every": 0, "amp": args.amp,
+                 "encoder_init": str(encoder_init) if encoder_init else None, "val_data": str(eval_cache),
+                 "val_every": 50,
+                 **from_scratch_schedule(args.steps)}  # fmt: skip
+    config = SELFSUP.build_config(args.preset, overrides=overrides)
+    start, record = time.monotonic(), run_dir / "real.json"
+    trained_before = (run_dir / "last.ckpt").is_file()
+    if not trained_before:
+        frames = open_training_data(config, run_dir)
+        # one long epoch over the few frames repeated: a checkpoint at the end only, not every 2 steps
+        dataset = ConcatDataset([frames] * -(-args.steps * args.batch_size // len(frames)))
+        task = SelfSupTask.from_config(config)
+        train(task, dataset, config, run_dir, val_set=open_validation_data(config), progress=args.progress)
+    minutes = (time.monotonic() - start) / 60  # training minutes: those of the first scoring when reused
+    if trained_before and record.is_file():
+        minutes = json.loads(record.read_text())["minutes"]
+    eval_set = open_eval_set(root, eval_split, "kitti-eigen")
+    trained_net = load_depth_model(run_dir / "last.ckpt").net
+    untrained_net = SelfSupTask.from_config(config).networks["depth"]
+    row = {
+        "config": tag,
+        "steps": args.steps,
+        "minutes": minutes,
+        "frames_trained": len(open_training_data(config, run_dir)),
+    }
+    for name, net in (("trained", trained_net), ("untrained", untrained_net)):
+        (result,) = evaluate_model(net, eval_set, [args.size], config.min_depth, config.max_depth)
+        row[name] = result.summary()
+    constant = [np.ones(eval_set.load_gt(i).shape, np.float32) for i in range(len(eval_set))]
+    row["baseline"] = evaluate_predictions(constant, eval_set, EvalOptions(pred_type="depth")).summary()
+    trained, baseline = row["trained"]["abs_rel"], row["baseline"]["abs_rel"]
+    row["passed"] = trained <= 0.8 * baseline
+    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    row["curve"] = [[r["step"], r["val"]["abs_rel"]] for r in history if "val" in r]
+    row["bands"] = band_scores(trained_net, eval_set, args.size, config)
+    print(
+        f"{tag}: abs_rel trained {trained:.3f}  untrained {row['untrained']['abs_rel']:.3f}  constant {baseline:.3f} "
+        f"(x{trained / baseline:.2f}; a1 {row['trained']['a1']:.3f} vs {row['baseline']['a1']:.3f})  "
+        f"{'PASSED' if row['passed'] else 'not passed'} (<= 0.8x the constant), {minutes:.1f} min"
+    )
+    for band, scores in row["bands"].items():
+        print(f"  columns {band:>8s}: abs_rel trained {scores['trained']:.3f}  constant {scores['constant']:.3f}")
+    record.write_text(json.dumps(row, indent=2) + "\n")
+    return row
+
+
+# Column bands of the frame: on the repository's KITTI sample the left holds the road and parked cars, the
+# centre the traffic ahead (moving with the camera), the right a passing truck.
+COLUMN_BANDS = {"0-40 %": (0.0, 0.4), "40-65 %": (0.4, 0.65), "65-100 %": (0.65, 1.0)}
+
+
+def band_scores(net, eval_set, size: tuple[int, int], config) -> dict:
+    """abs_rel of the net and of a constant on the GT points of each column band (each median-scaled on its
+    own points): where in the frame the net learned, and where it went wrong."""
+    import dataclasses
+
+    from depthcli.evaluation.evaluate import EvalOptions, evaluate_model, evaluate_predictions
+
+    scores = {}
+    for band, (left, right) in COLUMN_BANDS.items():
+
+        def band_gt(index: int, left: float = left, right: float = right) -> np.ndarray:
+            gt = eval_set.load_gt(index).copy()
+            width = gt.shape[1]
+            gt[:, : int(left * width)] = 0
+            gt[:, int(right * width) :] = 0
+            return gt
+
+        banded = dataclasses.replace(eval_set, load_gt=band_gt)
+        (result,) = evaluate_model(net, banded, [size], config.min_depth, config.max_depth)
+        constant = [np.ones(band_gt(i).shape, np.float32) for i in range(len(banded))]
+        baseline = evaluate_predictions(constant, banded, EvalOptions(pred_type="depth")).summary()
+        scores[band] = {"trained": result.summary()["abs_rel"], "constant": baseline["abs_rel"]}
+    return scores
+
+
+def plot_real_curves(out: Path, path: Path) -> Path:
+    """Validation abs_rel against step for every `real` run under OUT, with the constant's level."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(p.read_text()) for p in sorted(out.glob("*/real.json"))]
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for row in rows:
+        steps, values = zip(*row["curve"], strict=True) if row["curve"] else ((), ())
+        axis.plot(steps, values, marker=".", label=f"{row['config']} ({row['trained']['abs_rel']:.3f})")
+    if rows:
+        axis.axhline(rows[0]["baseline"]["abs_rel"], color="grey", linestyle="--", label="constant prediction")
+        axis.axhline(0.8 * rows[0]["baseline"]["abs_rel"], color="grey", linestyle=":", label="0.8x constant (bar)")
+    axis.set_xlabel("training step")
+    axis.set_ylabel("abs_rel on the trained frames")
+    axis.set_title("Real KITTI frames: learning curves (Eigen, median-scaled)", fontsize="medium")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="x-small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path
+
+
+def every_kth_frame(root: Path, out: Path, k: int) -> Path:
+    """A raw root whose drives hold every k-th frame of ROOT's (k drives, one per offset), linked.
+
+    Neighbours in it are k frames apart, so the training pairs see k times the camera motion.
+    """
+    from depthcli.data.kitti import check_kitti_root
+
+    root = check_kitti_root(root)
+    for date in sorted(p for p in root.iterdir() if p.is_dir()):
+        for drive in sorted(date.glob("*_sync")):
+            for offset in range(k):
+                number = int(drive.name.split("_drive_")[1][:4]) * k + offset + 1
+                target = out / date.name / f"{date.name}_drive_{number:04d}_sync"
+                for kind, pattern in (("image_02", "*.png"), ("velodyne_points", "*.bin")):
+                    files = sorted((drive / kind / "data").glob(pattern))[offset::k]
+                    (target / kind / "data").mkdir(parents=True, exist_ok=True)
+                    for index, path in enumerate(files):
+                        link = target / kind / "data" / f"{index:010d}{path.suffix}"
+                        if not link.exists():
+                            link.symlink_to(path.resolve())
+        for calib in date.glob("calib_*.txt"):
+            if not (out / date.name / calib.name).exists():
+                (out / date.name / calib.name).symlink_to(calib.resolve())
+    return out
+
+
+def pretrain_on_frames(root: Path, args, run_dir: Path) -> Path:
+    """GrMC-pretrain the net's encoder on ROOT's frames (no depth, no poses); returns encoder.ckpt."""
+    from torch.utils.data import ConcatDataset
+
+    from depthcli.checkpoints import save_checkpoint
+    from depthcli.engine.pretrain import PretrainTask, build_pretrain_dataset
+    from depthcli.engine.trainer import train
+    from depthcli.nets import build_depth_net
+    from depthcli.nets.loading import encoder_name_of
+    from depthcli.recipe_configs import PRETRAIN
+
+    if (run_dir / "encoder.ckpt").is_file():
+        return run_dir / "encoder.ckpt"
+    batch = 16
+    config = PRETRAIN.build_config("grmc", overrides={
+        "encoder": encoder_name_of(build_depth_net(args.net)), "data": str(root), "dataset": "kitti",
+        "size": (args.size[1], args.size[1]), "batch_size": batch, "queue": 256, "lr": 1e-3, "epochs": 1,
+        "max_steps": args.pretrain_steps, "save_every": 0, "num_workers": 0, "seed": args.seed,
+    })  # fmt: skip
+    images = build_pretrain_dataset(config)
+    dataset = ConcatDataset([images] * -(-args.pretrain_steps * batch // len(images)))
+    task = PretrainTask.from_config(config)
+    train(task, dataset, config, run_dir, progress=args.progress)
+    return save_checkpoint(run_dir / "encoder.ckpt", task.encoder_payload())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -171,8 +355,33 @@ def main() -> None:
     good.add_argument("--small", action="store_true", help="the presets' recipes on the half-width nets")
     good.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"), help="network precision")
     good.add_argument("--out", type=Path, default=None)
+    on_real = sub.add_parser("real")
+    on_real.add_argument("--root", type=Path, default=kitti_sample_root(), help="KITTI raw root")
+    on_real.add_argument("--train-split", type=Path, default=None, help="default ROOT/train_files.txt")
+    on_real.add_argument("--eval-split", type=Path, default=None, help="default ROOT/eval_files.txt")
+    on_real.add_argument("--preset", default="diffnet")
+    on_real.add_argument("--net", default="diffnet-small")
+    on_real.add_argument("--size", type=lambda text: parse_resolutions(text)[0], default=(320, 96))
+    on_real.add_argument("--steps", type=int, default=600)
+    on_real.add_argument("--batch-size", type=int, default=4)
+    on_real.add_argument("--lr", type=float, default=5e-4)
+    on_real.add_argument("--seed", type=int, default=0)
+    on_real.add_argument("--no-automask", action="store_true")
+    on_real.add_argument("--frame-step", type=int, choices=(1, 2, 3, 4), default=1)
+    on_real.add_argument("--pretrain-steps", type=int, default=0, help="GrMC on the same frames first")
+    on_real.add_argument("--encoder-init", type=Path, default=None)
+    on_real.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"), help="network precision")
+    on_real.add_argument("--progress", action="store_true")
+    on_real.add_argument("--out", type=Path, default=None)
+    on_real.add_argument("--plot", type=Path, default=None, help="curves of every run under --out (PNG)")
     args = parser.parse_args()
-    if args.mode == "throughput":
+    if args.mode == "real":
+        args.out = args.out or Path(tempfile.mkdtemp(prefix="bench_selfsup_real_"))
+        print(f"writing into {args.out}")
+        real(args)
+        if args.plot:
+            print(f"plot: {plot_real_curves(args.out, args.plot)}")
+    elif args.mode == "throughput":
         throughput(args.presets.split(","), parse_resolutions(args.sizes), args.batch_size, args.steps)
     else:
         out = args.out or Path(tempfile.mkdtemp(prefix="bench_selfsup_"))

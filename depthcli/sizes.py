@@ -29,6 +29,11 @@ RESOLUTION_LADDER: tuple[tuple[int, int], ...] = (
     (1024, 320),
 )
 
+# The same ladder around 320x96 (the demo's and the CPU benchmarks' training size), in sizes every net takes
+# (multiples of 32, at least 64): 208x62 -> 224x64, 256x77 -> 256x64 (nearest valid height), 416x125 ->
+# 416x128, 512x154 -> 512x160.
+HALF_RESOLUTION_LADDER: tuple[tuple[int, int], ...] = ((224, 64), (256, 64), (320, 96), (416, 128), (512, 160))
+
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 

@@ -12,7 +12,7 @@ import pytest
 from depthcli import __version__
 from depthcli.atomic import atomic_path, atomic_write_text
 from depthcli.errors import DepthcliError
-from depthcli.sizes import RESOLUTION_LADDER, parse_image_size, parse_resolutions, parse_size
+from depthcli.sizes import HALF_RESOLUTION_LADDER, RESOLUTION_LADDER, parse_image_size, parse_resolutions, parse_size
 
 
 def test_version_via_module():
@@ -54,6 +54,14 @@ def test_resolution_span_is_the_ladder():
         parse_resolutions("448x128..1024x320")
     with pytest.raises(DepthcliError, match="empty"):
         parse_resolutions(",")
+
+
+def test_half_ladder_scales_the_ladder_to_320x96_in_valid_sizes():
+    for size in HALF_RESOLUTION_LADDER:
+        assert parse_size(f"{size[0]}x{size[1]}") == size  # multiples of 32: every net takes them
+    # RA-Depth's width factors 416/640 .. 1024/640 around the 320-wide rung, within one 32-pixel step
+    for (width, _), (full_width, _) in zip(HALF_RESOLUTION_LADDER, RESOLUTION_LADDER, strict=True):
+        assert abs(width - full_width / 2) <= 16
 
 
 def test_atomic_path_keeps_previous_file_on_failure(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,9 +11,11 @@ from depthcli.demo import DemoSettings, run_demo
 from depthcli.errors import DepthcliError
 
 METRIC_KEYS = {"abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3", "n_images", "median_ratio"}
+# the pipeline's contract on a tiny RA-Depth run; the default recipe (DIFFNet) runs in the fixed-step test
 TINY = DemoSettings(
-    budget_minutes=0.02, world_size=(256, 96), train_size=(128, 64), frames_per_drive=6, batch_size=2, predict_frames=2
-)
+    budget_minutes=0.02, world_size=(256, 96), train_size=(128, 64), preset="radepth", net="radepth-small",
+    frames_per_drive=6, batch_size=2, predict_frames=2,
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +33,25 @@ def test_demo_writes_summary_sweep_and_predictions(tiny_demo):
     assert tiny_demo.checkpoint.is_file()
     assert all(path.is_file() for path in tiny_demo.sweep_files.values())
     assert len(list(tiny_demo.prediction_dir.glob("*.png"))) >= TINY.predict_frames
+
+
+def test_summary_says_what_was_trained_for_how_long(tiny_demo):
+    training = tiny_demo.summary["training"]
+    assert (training["recipe"], training["net"], training["size"]) == (TINY.preset, TINY.net, "128x64")
+    # the timed step count, or fewer when the budget's safety stop came first (a busy machine)
+    assert 1 <= training["steps"] <= training["planned_steps"]
+    assert training["minutes"] > 0 and not training["resumed"]
+
+
+@pytest.mark.slow  # a second tiny demo (world, caches, sweep, predictions): about 20 s on 2 quiet cores
+def test_fixed_step_count_replaces_the_timed_budget(tmp_path):
+    default = DemoSettings()
+    settings = dataclasses.replace(TINY, preset=default.preset, net=default.net, max_steps=2, budget_minutes=60.0)
+    summary = run_demo(tmp_path / "out", settings).summary
+    assert (summary["training"]["steps"], summary["training"]["replans"]) == (2, 0)
+    config = json.loads((tmp_path / "out" / "run" / "config.json").read_text())
+    assert (config["max_steps"], config["preset"], config["net"]) == (2, settings.preset, settings.net)
+    assert config["max_minutes"] == 0  # a fixed step count is not cut short by the clock
 
 
 def test_untrained_net_in_eval_mode_is_the_constant_baseline(tiny_demo):

@@ -28,7 +28,12 @@ def demo(
     rows = [result.summary[name] for name in names]
     console.print(metrics_table(rows, "held-out drive, KITTI Eigen protocol, median-scaled", labels=names))
     trained, untrained = result.summary["trained"]["abs_rel"], result.summary["untrained"]["abs_rel"]
-    console.print(f"abs_rel trained / untrained = {trained / untrained:.2f}")
+    training, baseline = result.summary["training"], result.summary["baseline"]["abs_rel"]
+    console.print(
+        f"trained {training['net']} ({training['recipe']} recipe) at {training['size']} for {training['steps']} steps "
+        f"in {training['minutes']:.1f} min"
+    )
+    console.print(f"abs_rel trained / untrained = {trained / untrained:.2f}, / baseline = {trained / baseline:.2f}")
     console.print(f"summary:     {result.summary_path}")
     console.print(f"checkpoint:  {result.checkpoint}")
     console.print(f"sweep plot:  {result.sweep_files['png']}")

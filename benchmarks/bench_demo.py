@@ -68,7 +68,9 @@ def run_recipe(out: Path, recipe: tuple[str, str, tuple[int, int]], steps: int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipes", default="diffnet:diffnet-small:320x96")
+    parser.add_argument(
+        "--recipes", default="radepth:radepth-small:192x64", help="PRESET:NET:SIZE list (default: the demo's)"
+    )
     parser.add_argument("--steps", default="450", help="comma list of step counts (0: the time budget)")
     parser.add_argument("--budget-minutes", type=float, default=10.0, help="training budget of --steps 0")
     parser.add_argument("--seeds", default="0")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 import sys
 
+import pytest
+
 from depthcli.cli.app import main
 
 CASE_TIMEOUT_S = 120  # a case that hangs fails instead of blocking the suite
@@ -12,6 +14,14 @@ CASE_TIMEOUT_S = 120  # a case that hangs fails instead of blocking the suite
 
 class Hung(Exception):
     pass
+
+
+def run_cli(monkeypatch, *args) -> int:
+    """Exit status of `depthcli ARGS` run through `main` (which always ends in SystemExit, as a script does)."""
+    monkeypatch.setattr(sys, "argv", ["depthcli", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    return exit_info.value.code
 
 
 def run_main(argv: list, monkeypatch, capsys) -> tuple[int | None, str, str]:

@@ -8,15 +8,14 @@ and shares no code with depthcli. The CLI is driven in-process and read back thr
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from cli_harness import run_cli
 
-from depthcli.cli.app import main
 from depthcli.evaluation.eval_sets import open_eval_set
 
 KITTI_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
@@ -26,13 +25,6 @@ LEGACY_VARIANT = {
     "min_depth": 1e-3, "max_depth": 80.0, "cap_gt": True, "sq_rel": "legacy", "resize": "disp-cv2",
     "median_scaling": True, "scale_factor": 1.0,
 }  # fmt: skip
-
-
-def run_cli(monkeypatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["depthcli", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code
 
 
 # ---------------------------------------------------------------- the independent reference protocol

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_harness import run_cli
 
 from depthcli.checkpoints import save_checkpoint
-from depthcli.cli.app import main
 from depthcli.evaluation.eval_sets import open_eval_set
 from depthcli.evaluation.evaluate import EvalOptions, evaluate_model, evaluate_predictions
 from depthcli.inference import image_to_tensor, post_process_disparity, run_depth_net
@@ -20,13 +19,6 @@ from depthcli.nets import build_depth_net
 SUMMARY_KEYS = {"resolution", "abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3", "log10", "silog", "irmse"}
 SUMMARY_KEYS |= {"n_images", "protocol", "variant", "split", "gt"}
 ROW_KEYS = SUMMARY_KEYS | {"checkpoint", "selection_warnings", "provenance"}
-
-
-def run_cli(monkeypatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["depthcli", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code
 
 
 @pytest.fixture(scope="module")

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from cli_harness import run_cli
 
 import depthcli
 from depthcli.checkpoints import save_checkpoint
-from depthcli.cli.app import main
 from depthcli.nets import build_depth_net
 
 SIZE = [192, 64]
-
-
-def run_cli(monkeypatch, *args) -> int:
-    monkeypatch.setattr(sys, "argv", ["depthcli", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code
 
 
 @pytest.fixture(scope="module")

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 
 import cv2
 import numpy as np
 import pytest
+from cli_harness import run_cli
 
-from depthcli.cli.app import main
 from depthcli.errors import DepthcliError
 from depthcli.evaluation.evaluate import EvalOptions, evaluate_predictions
 from depthcli.evaluation.ground_truth import EvalSet
 from depthcli.evaluation.metrics import compute_depth_errors
 from depthcli.evaluation.protocols import eigen_crop, get_protocol, nyu_crop
-
-
-def run_cli(monkeypatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["depthcli", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code
 
 
 def array_set(gts: list[np.ndarray]) -> EvalSet:

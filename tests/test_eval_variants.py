@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_harness import run_cli
 from PIL import Image, JpegImagePlugin
 
-from depthcli.cli.app import main
 from depthcli.data.kitti import read_split
 from depthcli.errors import DepthcliError
 from depthcli.evaluation.evaluate import EvalOptions, evaluate_predictions
@@ -25,13 +24,6 @@ from depthcli.inference import images_to_batch
 def score(preds, gts, protocol, **options):
     eval_set = EvalSet([f"img{i}" for i in range(len(gts))], "hand-made", lambda i: gts[i])
     return evaluate_predictions(np.asarray(preds, np.float32), eval_set, EvalOptions(protocol, **options)).metrics
-
-
-def run_cli(monkeypatch, *args) -> int:
-    monkeypatch.setattr(sys, "argv", ["depthcli", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code
 
 
 # ---------------------------------------------------------------- crop: garg / eigen / none

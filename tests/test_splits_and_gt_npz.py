@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import zipfile
 
 import numpy as np
 import pytest
+from cli_harness import run_cli
 from typer.testing import CliRunner
 
-from depthcli.cli.app import app, main
+from depthcli.cli.app import app
 from depthcli.data.gt_npz import load_gt_depths, save_gt_depths
 from depthcli.data.kitti import read_split
 from depthcli.data.standard_splits import (
@@ -24,14 +24,6 @@ from depthcli.data.standard_splits import (
 from depthcli.errors import DepthcliError
 from depthcli.evaluation.eval_sets import open_eval_set
 from depthcli.evaluation.selection import eval_selection_warnings, train_selection_warnings
-
-
-def run_cli(monkeypatch, *args) -> int:
-    monkeypatch.setattr(sys, "argv", ["depthcli", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code
-
 
 # ---------------------------------------------------------------- shipped splits
 

@@ -24,13 +24,12 @@ from pathlib import Path
 
 from selfsup_runs import (
     add_training_arguments,
-    all_frames_split,
+    claim_worlds,
     constant_baseline,
     eval_rows,
-    kitti_cache,
     load_conditions,
     mean_and_spread,
-    synth_world,
+    run_summary,
     train_run,
     write_json,
 )
@@ -40,17 +39,15 @@ METRICS = ("abs_rel", "dbe_acc", "dbe_comp", "a1")
 
 def run(args) -> dict:
     out = args.out
-    train_root = synth_world(out / "world_train", frames=120, size=(416, 128), seed=0)
-    test_root = synth_world(out / "world_test", frames=30, size=(640, 192), seed=1)
-    test_split = all_frames_split(test_root)
-    train_cache = kitti_cache(train_root, all_frames_split(train_root), out / "train.h5", args.size)
+    worlds = claim_worlds(out, args.size)
+    test_root, test_split = worlds.test_root, worlds.test_split
     arms = {"plain": {}, "boundary loss": {"boundary_loss": True}}
     records: dict[str, list[dict]] = {arm: [] for arm in arms}
     for seed in args.seeds:
         for arm, extra in arms.items():
             name = f"{args.net}_s{seed}" if arm == "plain" else f"{args.net}_boundary_s{seed}"
             record = train_run(
-                out / "runs" / name, args.preset, train_cache, size=args.size, steps=args.steps, seed=seed,
+                out / "runs" / name, args.preset, worlds.train_cache, size=args.size, steps=args.steps, seed=seed,
                 fast=args.fast, batch_size=args.batch_size, config={"net": args.net, **extra},
             )  # fmt: skip
             print(f"trained {name}: {record['wall_minutes']:.1f} min, cpu share {record['cpu_share']}")
@@ -65,9 +62,7 @@ def run(args) -> dict:
         table["arms"][arm] = {
             **{metric: mean_and_spread([row[metric] for row in per_seed]) for metric in METRICS},
             "per_seed": [{metric: row[metric] for metric in METRICS} for row in per_seed],
-            "train_minutes": [record["wall_minutes"] for record in records[arm]],
-            "cpu_share": [record["cpu_share"] for record in records[arm]],
-            "train_command": records[arm][0]["command"],
+            **run_summary(records[arm]),
         }
     constant = constant_baseline(test_root, test_split, gt="dense")
     table["constant"] = {metric: constant[metric] for metric in ("abs_rel", "a1")}

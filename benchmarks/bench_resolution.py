@@ -30,14 +30,13 @@ from pathlib import Path
 
 from selfsup_runs import (
     add_training_arguments,
-    all_frames_split,
+    claim_worlds,
     constant_baseline,
     depthcli,
     fmt,
-    kitti_cache,
     load_conditions,
     mean_and_spread,
-    synth_world,
+    run_summary,
     train_run,
     write_json,
 )
@@ -51,17 +50,15 @@ DEFAULT_LADDER = ",".join(format_size(size) for size in HALF_RESOLUTION_LADDER)
 
 def run(args) -> dict:
     out = args.out
-    train_root = synth_world(out / "world_train", frames=120, size=(416, 128), seed=0)
-    test_root = synth_world(out / "world_test", frames=30, size=(640, 192), seed=1)
-    test_split = all_frames_split(test_root)
-    train_cache = kitti_cache(train_root, all_frames_split(train_root), out / "train.h5", args.size)
+    worlds = claim_worlds(out, args.size)
+    test_root, test_split = worlds.test_root, worlds.test_split
     nets = FULL_NETS if args.full_nets else SMALL_NETS
     runs: dict[str, list[dict]] = {}
     for seed in args.seeds:  # seed-major: a first full row of recipes comes early
         for preset in args.presets:
             net = nets[preset]
             record = train_run(
-                out / "runs" / f"{net}_s{seed}", preset, train_cache, size=args.size,
+                out / "runs" / f"{net}_s{seed}", preset, worlds.train_cache, size=args.size,
                 steps=args.steps, seed=seed, fast=args.fast, batch_size=args.batch_size, config={"net": net},
             )  # fmt: skip
             print(f"trained {net} seed {seed}: {record['wall_minutes']:.1f} min, cpu share {record['cpu_share']}")
@@ -97,9 +94,7 @@ def summarise(rows: list[dict], runs: dict[str, list[dict]], args, baseline_abs_
             "spread": mean_and_spread(spreads),
             "spread_per_seed": spreads,
             "seeds": args.seeds,
-            "train_minutes": [record["wall_minutes"] for record in records],
-            "cpu_share": [record["cpu_share"] for record in records],
-            "train_command": records[0]["command"],
+            **run_summary(records),
         }
     return {
         "ladder": ladder,

@@ -18,6 +18,7 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,33 @@ def kitti_cache(root: Path, split: Path, out: Path, size: tuple[int, int] | None
         args = ["--size", fmt(size)] if size else []
         depthcli("cache", "build", "--dataset", "kitti", "--root", root, "--split", split, "--out", out, *args)
     return out
+
+
+@dataclass(frozen=True)
+class ClaimWorlds:
+    """The synthetic drives the claim benchmarks share: a training drive cached at the training size and a
+    held-out test drive (both reused when a benchmark runs again into the same folder)."""
+
+    test_root: Path
+    test_split: Path
+    train_cache: Path
+
+
+def claim_worlds(out: Path, train_size: tuple[int, int]) -> ClaimWorlds:
+    """120 training frames at 416x128 (seed 0) cached at `train_size`; 30 test frames at 640x192 (seed 1)."""
+    train_root = synth_world(out / "world_train", frames=120, size=(416, 128), seed=0)
+    test_root = synth_world(out / "world_test", frames=30, size=(640, 192), seed=1)
+    train_cache = kitti_cache(train_root, all_frames_split(train_root), out / "train.h5", train_size)
+    return ClaimWorlds(test_root, all_frames_split(test_root), train_cache)
+
+
+def run_summary(records: list[dict]) -> dict[str, Any]:
+    """What a table says about how its runs were trained: minutes, CPU share, the first run's command."""
+    return {
+        "train_minutes": [record["wall_minutes"] for record in records],
+        "cpu_share": [record["cpu_share"] for record in records],
+        "train_command": records[0]["command"],
+    }
 
 
 def fmt(size: tuple[int, int]) -> str:

@@ -9,8 +9,9 @@ schedule): once plain, once with `--boundary-loss` (the inverse-transform net is
 folder first, then frozen; disparity edges are compared with image edges, weight 0.1). Both are scored
 by `depthcli eval --gt dense` on the held-out drive (seed 1) at the training size: abs_rel (median-scaled,
 Eigen crop) and the iBims-1 depth-boundary errors of depthcli.evaluation (Canny edges of the true and
-of the predicted depth; `dbe_acc`: mean distance in pixels from predicted edges to true edges,
-`dbe_comp`: from true edges to predicted edges; lower is better for all three). Use the same `--out` as
+of the predicted depth; `dbe_acc`: mean distance in pixels from predicted edges to the true edges within
+10 px, `dbe_comp`: the iBims-1 truncated chamfer distance between the two edge sets, each distance capped
+at 10 px; lower is better for all three). Use the same `--out` as
 bench_resolution.py and the plain runs are the ones it trained already. InverseForm's direction: lower
 dbe_acc and dbe_comp with the boundary loss, abs_rel no worse.
 """

@@ -48,16 +48,29 @@ def test_canny_finds_a_one_pixel_line_at_a_step():
     assert not canny_edges(np.full((20, 20), 3.0)).any()
 
 
+# Each step of `step(64, ...)` is a 40-pixel vertical edge in the column before it; the true edge is column 29.
+# dbe_comp = (sum over predicted edges of min(distance to a true edge, 10)
+#             + sum over true edges of min(distance to a predicted edge, 10)) / (predicted + true edge pixels)
 @pytest.mark.parametrize(
-    ("pred_steps", "accuracy", "completeness"),
+    ("gt_steps", "pred_steps", "accuracy", "completeness"),
     [
-        ([33], 3.0, 3.0),  # the edge moved by 3 px
-        ([33, 50], 3.0, 3.0),  # plus an edge 20 px away: outside the 10 px window, so not in the accuracy
-        ([30], 0.0, 0.0),
+        # edge moved by 3 px: (40*3 + 40*3) / (40 + 40) = 3
+        ([30], [33], 3.0, 3.0),
+        ([30], [30], 0.0, 0.0),
+        # plus a predicted edge 20 px away (column 49): outside the 10 px window, so not in the accuracy;
+        # in the completeness capped at 10: (40*3 + 40*10 + 40*3) / (80 + 40) = 640 / 120
+        ([30], [33, 50], 3.0, 640 / 120),
+        # true edges at columns 19 and 44, one predicted edge on column 19: the true edge 25 px from any
+        # prediction counts 10 each: (40*0 + 40*0 + 40*10) / (40 + 80) = 400 / 120
+        ([20, 45], [20], 0.0, 400 / 120),
+        # the only predicted edge is 15 px away (column 44): none within 10 px, so both are 10
+        ([30], [45], 10.0, 10.0),
     ],
 )
-def test_depth_boundary_errors_by_hand(pred_steps, accuracy, completeness):
-    errors = edge_errors(canny_edges(step(64, [30])), canny_edges(step(64, pred_steps)))
+def test_depth_boundary_errors_by_hand(gt_steps, pred_steps, accuracy, completeness):
+    gt_edges, pred_edges = canny_edges(step(64, gt_steps)), canny_edges(step(64, pred_steps))
+    assert gt_edges.sum() == 40 * len(gt_steps) and pred_edges.sum() == 40 * len(pred_steps)
+    errors = edge_errors(gt_edges, pred_edges)
     assert errors == pytest.approx({"dbe_acc": accuracy, "dbe_comp": completeness})
 
 

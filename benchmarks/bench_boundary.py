@@ -1,19 +1,25 @@
 """InverseForm's claim: a boundary loss puts depth edges where they belong.
 
     python benchmarks/bench_boundary.py [--preset diffnet] [--net diffnet-small] [--seeds 0,1]
-        [--steps 1200] [--batch-size 4] [--size 320x96] [--fast] [--out DIR] [--results benchmarks/results]
+        [--steps 1200] [--batch-size 4] [--size 320x96] [--fast] [--init CKPT] [--out DIR]
+        [--results benchmarks/results]
 
-The same recipe trains from scratch twice per seed on the synthetic KITTI-like drive of
-bench_resolution.py (seed 0, 120 frames at 416x128; batch 4, lr 5e-4, `depthcli demo`'s from-scratch
-schedule): once plain, once with `--boundary-loss` (the inverse-transform net is trained into the run
-folder first, then frozen; disparity edges are compared with image edges, weight 0.1). Both are scored
-by `depthcli eval --gt dense` on the held-out drive (seed 1) at the training size: abs_rel (median-scaled,
-Eigen crop) and the iBims-1 depth-boundary errors of depthcli.evaluation (Canny edges of the true and
-of the predicted depth; `dbe_acc`: mean distance in pixels from predicted edges to the true edges within
-10 px, `dbe_comp`: the iBims-1 truncated chamfer distance between the two edge sets, each distance capped
-at 10 px; lower is better for all three). Use the same `--out` as
-bench_resolution.py and the plain runs are the ones it trained already. InverseForm's direction: lower
-dbe_acc and dbe_comp with the boundary loss, abs_rel no worse.
+The same recipe trains twice per seed on the synthetic KITTI-like drive of bench_resolution.py (seed 0,
+120 frames at 416x128; batch 4, lr 5e-4, `depthcli demo`'s schedule: warmup, LR drop and, from scratch,
+the boundary weight ramped in over the middle third): once plain, once with `--boundary-loss` (the
+inverse-transform net is trained into the run folder first, then frozen; disparity edges are compared
+with image edges, weight 0.1). InverseForm's loss is meant to refine a net that already predicts
+structure: `--init CKPT` (a trained depth checkpoint of the same net, e.g. a plain run's last.ckpt)
+fine-tunes both arms from it (`depthcli train --init`) instead of starting from random weights, with the
+boundary loss at full weight from the first step. Both arms are scored by `depthcli eval --gt dense` on
+the held-out drive (seed 1) at the training size: abs_rel (median-scaled, Eigen crop) and the iBims-1
+depth-boundary errors of depthcli.evaluation (Canny edges of the true and of the predicted depth;
+`dbe_acc`: mean distance in pixels from predicted edges to the true edges within 10 px, `dbe_comp`: the
+iBims-1 truncated chamfer distance between the two edge sets, each distance capped at 10 px; lower is
+better for all three). Use the same `--out` as bench_resolution.py and the plain runs from scratch are
+the ones it trained already; fine-tuned runs are named after their checkpoint, so runs from different
+checkpoints do not reuse each other. InverseForm's direction: lower dbe_acc and dbe_comp with the
+boundary loss, abs_rel no worse.
 """
 
 from __future__ import annotations
@@ -43,13 +49,17 @@ def run(args) -> dict:
     worlds = claim_worlds(out, args.size)
     test_root, test_split = worlds.test_root, worlds.test_split
     arms = {"plain": {}, "boundary loss": {"boundary_loss": True}}
+    # a trained net has structure already: the boundary loss at full weight from the first step, as InverseForm
+    start, prefix = {}, args.net
+    if args.init:
+        start, prefix = {"init": str(args.init), "boundary_ramp": None}, f"{args.net}_from_{init_tag(args.init)}"
     records: dict[str, list[dict]] = {arm: [] for arm in arms}
     for seed in args.seeds:
         for arm, extra in arms.items():
-            name = f"{args.net}_s{seed}" if arm == "plain" else f"{args.net}_boundary_s{seed}"
+            name = f"{prefix}_s{seed}" if arm == "plain" else f"{prefix}_boundary_s{seed}"
             record = train_run(
                 out / "runs" / name, args.preset, worlds.train_cache, size=args.size, steps=args.steps, seed=seed,
-                fast=args.fast, batch_size=args.batch_size, config={"net": args.net, **extra},
+                fast=args.fast, batch_size=args.batch_size, config={"net": args.net, **start, **extra},
             )  # fmt: skip
             print(f"trained {name}: {record['wall_minutes']:.1f} min, cpu share {record['cpu_share']}")
             records[arm].append(record)
@@ -57,7 +67,8 @@ def run(args) -> dict:
     rows = eval_rows(checkpoints, test_root, test_split, "--gt", "dense")
     by_checkpoint = {row["provenance"]["checkpoint"]: row for row in rows}
     table = {"preset": args.preset, "net": args.net, "size": f"{args.size[0]}x{args.size[1]}", "steps": args.steps,
-             "seeds": args.seeds, "fast_setting": args.fast, "arms": {}, "load": load_conditions()}  # fmt: skip
+             "seeds": args.seeds, "fast_setting": args.fast, "init": str(args.init) if args.init else None,
+             "arms": {}, "load": load_conditions()}  # fmt: skip
     for arm in arms:
         per_seed = [by_checkpoint[str(Path(record["checkpoint"]).resolve())] for record in records[arm]]
         table["arms"][arm] = {
@@ -71,10 +82,24 @@ def run(args) -> dict:
     return table
 
 
+def init_tag(checkpoint: Path) -> str:
+    """A run-name part for a starting checkpoint: its folder and file stem (runs/diffnet-small_s0/last.ckpt ->
+    diffnet-small_s0-last)."""
+    return f"{checkpoint.parent.name}-{checkpoint.stem}"
+
+
+def start_text(table: dict) -> str:
+    """How the table's runs started, for its title: "from scratch" or "fine-tuned from RUN/last.ckpt"."""
+    if not table.get("init"):
+        return "from scratch"
+    checkpoint = Path(table["init"])
+    return f"fine-tuned from {checkpoint.parent.name}/{checkpoint.name}"
+
+
 def print_table(table: dict) -> None:
     print(
-        f"\n{table['net']} ({table['preset']} recipe) at {table['size']}, {table['steps']} steps, seeds "
-        f"{table['seeds']}: held-out drive, dense GT; mean ± std over seeds (per seed in brackets)"
+        f"\n{table['net']} ({table['preset']} recipe) at {table['size']}, {table['steps']} steps {start_text(table)}, "
+        f"seeds {table['seeds']}: held-out drive, dense GT; mean ± std over seeds (per seed in brackets)"
     )
     print(f"{'':14s} | " + " | ".join(f"{metric:^30s}" for metric in METRICS))
     for arm, values in table["arms"].items():
@@ -110,7 +135,8 @@ def plot(table: dict, path: Path) -> Path:
         better = "higher" if metric == "a1" else "lower"
         axis.set_title(f"{metric} ({better} is better)" + (" [px]" if metric.startswith("dbe") else ""))
         axis.grid(alpha=0.3, axis="y")
-    figure.suptitle(f"{table['net']} at {table['size']}, {table['steps']} steps: plain vs boundary loss", y=1.0)
+    title = f"{table['net']} at {table['size']}, {table['steps']} steps {start_text(table)}: plain vs boundary loss"
+    figure.suptitle(title, y=1.0)
     figure.tight_layout()
     figure.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(figure)
@@ -122,7 +148,14 @@ def main() -> None:
     parser.add_argument("--preset", default="diffnet")
     parser.add_argument("--net", default="diffnet-small")
     add_training_arguments(parser, size_help="training (and evaluation) size")
+    parser.add_argument(
+        "--init", type=Path, default=None, help="trained depth checkpoint both arms fine-tune from (default: scratch)"
+    )
     args = parser.parse_args()
+    if args.init:
+        if not args.init.is_file():
+            parser.error(f"--init {args.init}: no such checkpoint; give a trained run's last.ckpt or best.ckpt")
+        args.init = args.init.resolve()
     args.out = args.out or Path(tempfile.mkdtemp(prefix="bench_boundary_"))
     print(f"writing into {args.out}")
     table = run(args)

@@ -118,7 +118,8 @@ def train_run(
     config: dict[str, Any] | None = None,
     flags: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """`depthcli train` for `steps` steps from scratch into RUN_DIR (or the record of a finished earlier run).
+    """`depthcli train` for `steps` steps into RUN_DIR (or the record of a finished earlier run), from scratch
+    unless `config` names an `init` checkpoint.
 
     `config` adds config keys (e.g. `net`); they travel in a JSON `--config` file, as a user would write them.
     Returns the run record: checkpoint, command, wall minutes, CPU share and the load around the run.

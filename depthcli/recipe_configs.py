@@ -165,6 +165,14 @@ class SelfSupConfig(TrainConfig):
     )
     boundary_loss: bool = setting(False, "InverseForm boundary loss: disparity edges against image edges.", flag=True)
     boundary_weight: float = setting(0.1, "Weight of the boundary loss.", rule=NON_NEGATIVE)
+    # InverseForm refines a net that already predicts structure; from random weights, the boundary term at
+    # full weight drove the disparities flat before the photometric loss could shape them.
+    boundary_ramp: tuple[int, int] | None = setting(
+        None,
+        "(start, end) steps over which the boundary weight rises linearly from 0 to boundary_weight.",
+        none="full weight from the first step",
+        rule=Rule(low=0, ordered=True),
+    )
     boundary_net: str | None = setting(
         None, "Trained inverse-transformation net checkpoint.", none="train one into the run directory", path=True
     )

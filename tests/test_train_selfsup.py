@@ -11,7 +11,7 @@ from interrupt import Killed, kill_after
 from torch.utils.data import Dataset
 
 from depthcli.data.arbitrary_scale import ArbitraryScaleAugment, splice_fill
-from depthcli.engine.selfsup import SelfSupTask, training_transform
+from depthcli.engine.selfsup import SelfSupTask, from_scratch_schedule, training_transform
 from depthcli.engine.trainer import train
 from depthcli.errors import DepthcliError
 from depthcli.geometry import intrinsics_from_normalised
@@ -180,9 +180,15 @@ def test_consistency_weight_ramps_in_over_its_steps():
         assert torch.allclose(losses["loss"], photometric + weight * losses["consistency"], atol=1e-6), step
 
 
-def test_consistency_ramp_must_be_ordered_steps():
-    with pytest.raises(DepthcliError, match=r"key 'consistency_ramp' must be two integers >= 0, the first <= the"):
-        SELFSUP.build_config("radepth", overrides={"size": SIZE, "consistency_ramp": (5, 2)})
+@pytest.mark.parametrize("key", ["consistency_ramp", "boundary_ramp"])
+def test_ramps_must_be_ordered_steps(key):
+    with pytest.raises(DepthcliError, match=rf"key '{key}' must be two integers >= 0, the first <= the"):
+        SELFSUP.build_config("radepth", overrides={"size": SIZE, key: (5, 2)})
+
+
+def test_from_scratch_schedule_ramps_consistency_and_boundary_over_the_middle_third():
+    schedule = from_scratch_schedule(30)
+    assert schedule["consistency_ramp"] == schedule["boundary_ramp"] == (10, 20)
 
 
 def test_radepth_resume_reproduces_the_uninterrupted_run(tmp_path):
@@ -208,20 +214,26 @@ def test_radepth_resume_reproduces_the_uninterrupted_run(tmp_path):
         assert torch.equal(a, b), name
 
 
-def test_boundary_loss_joins_the_total(tmp_path):
+@pytest.fixture(scope="module")
+def boundary_net_path(tmp_path_factory):
+    """A barely trained inverse-transform net (2 steps): its loss is positive, which is all these tests need."""
     from depthcli.engine.boundary_net import train_inverse_transform_net
     from depthcli.nets.inverse_transform import save_boundary_net
 
     net, net_config = train_inverse_transform_net(steps=2, batch_size=4)
-    path = save_boundary_net(tmp_path / "boundary.ckpt", net, net_config)
-    base = {"size": SIZE, "scales": (0,)}
+    return str(save_boundary_net(tmp_path_factory.mktemp("boundary") / "boundary.ckpt", net, net_config))
+
+
+def _with_boundary(path: str, **overrides) -> SelfSupTask:
+    keys = {"size": SIZE, "scales": (0,), "boundary_loss": True, "boundary_net": path, "boundary_weight": 0.5}
+    return SelfSupTask(SELFSUP.build_config("monodepth2", overrides={**keys, **overrides}))
+
+
+def test_boundary_loss_joins_the_total(boundary_net_path):
     torch.manual_seed(0)
-    plain = SelfSupTask(SELFSUP.build_config("monodepth2", overrides=base))
+    plain = SelfSupTask(SELFSUP.build_config("monodepth2", overrides={"size": SIZE, "scales": (0,)}))
     torch.manual_seed(0)
-    config = SELFSUP.build_config(
-        "monodepth2", overrides={**base, "boundary_loss": True, "boundary_net": str(path), "boundary_weight": 0.5}
-    )
-    with_boundary = SelfSupTask(config)
+    with_boundary = _with_boundary(boundary_net_path)
     batch = _batch_of(SlidingTexture()[0])
     torch.manual_seed(1)
     expected = plain(batch)["loss"]
@@ -230,6 +242,24 @@ def test_boundary_loss_joins_the_total(tmp_path):
     assert losses["boundary"] > 0
     assert torch.allclose(losses["loss"], expected + 0.5 * losses["boundary"], atol=1e-6)
     assert not any(p.requires_grad for p in with_boundary.boundary.parameters())  # frozen, not optimised
+
+
+def test_boundary_weight_ramps_in_over_its_steps(boundary_net_path):
+    torch.manual_seed(0)
+    task = _with_boundary(boundary_net_path, boundary_ramp=(2, 6))
+    batch = _batch_of(SlidingTexture()[0])
+
+    def losses_at(step):
+        task.step = step
+        torch.manual_seed(1)  # the same automask tie noise at every step
+        return task(batch)
+
+    photometric = losses_at(0)["loss"]  # weight 0 before the ramp starts: the loss without the boundary term
+    # boundary_weight 0.5 over steps 2..6: 0.5 * (step - 2) / 4 inside, 0 before, 0.5 from step 6 on
+    for step, weight in [(1, 0.0), (2, 0.0), (3, 0.125), (5, 0.375), (6, 0.5), (9, 0.5)]:
+        losses = losses_at(step)
+        assert losses["boundary"] > 0
+        assert torch.allclose(losses["loss"], photometric + weight * losses["boundary"], atol=1e-6), step
 
 
 def test_bf16_autocast_and_channels_last_step(tmp_path):

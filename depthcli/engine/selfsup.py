@@ -81,7 +81,8 @@ class SelfSupTask(TrainingTask):
         losses = {}
         if self.boundary is not None:
             losses["boundary"] = self._boundary_loss(batch[("color", 0, 0)], middle_disp)
-            middle = middle + self.config.boundary_weight * losses["boundary"]
+            boundary_weight = ramped_weight(self.config.boundary_weight, self.config.boundary_ramp, self.step)
+            middle = middle + boundary_weight * losses["boundary"]
         if not self.config.arbitrary_scale:
             return {"loss": middle, **losses}
         high, _, high_disp = self._variant_loss(batch, batch[("color", 0, "high")], "high", poses)
@@ -95,7 +96,8 @@ class SelfSupTask(TrainingTask):
             batch[("size", "low")],
             middle_selected,
         )
-        total = middle + high + low + self.consistency_weight_now() * consistency
+        consistency_weight = ramped_weight(self.config.consistency_weight, self.config.consistency_ramp, self.step)
+        total = middle + high + low + consistency_weight * consistency
         return {
             "loss": total,
             "photometric_middle": middle,
@@ -104,15 +106,6 @@ class SelfSupTask(TrainingTask):
             "consistency": consistency,
             **losses,
         }
-
-    def consistency_weight_now(self) -> float:
-        """The cross-scale consistency weight at `self.step` (see `SelfSupConfig.consistency_ramp`)."""
-        start, end = self.config.consistency_ramp
-        if self.step >= end:
-            return self.config.consistency_weight
-        if self.step < start:
-            return 0.0
-        return self.config.consistency_weight * (self.step - start) / (end - start)
 
     def _boundary_loss(self, image: Tensor, disp: Tensor) -> Tensor:
         from depthcli.losses.boundary import sobel_edges
@@ -200,19 +193,34 @@ class SelfSupTask(TrainingTask):
         return disp_to_depth(disp.float(), self.config.min_depth, self.config.max_depth)[0]
 
 
+def ramped_weight(weight: float, ramp: tuple[int, int] | None, step: int) -> float:
+    """`weight` at `step` under a linear ramp (start, end): 0 until start, rising to `weight` at end, full
+    after; no ramp (or (0, 0)) is the full weight from step 0. Used by `consistency_ramp` and `boundary_ramp`."""
+    if ramp is None or step >= ramp[1]:
+        return weight
+    start, end = ramp
+    if step < start:
+        return 0.0
+    return weight * (step - start) / (end - start)
+
+
 # ------------------------------------------------------------------------------------ running a job
 def from_scratch_schedule(max_steps: int) -> dict[str, Any]:
     """Config overrides for a short run from random weights with a known step count (demo, benchmark).
 
-    LR warmup over the first sixth, x0.1 for the last quarter, and RA-Depth's cross-scale consistency
-    brought in over the middle third: at full weight from step 0 it held the still-random disparities
-    flat (trained == untrained) for most seeds of the CPU demo. Presets without it ignore the ramp.
+    LR warmup over the first sixth, x0.1 for the last quarter, and RA-Depth's cross-scale consistency and
+    the InverseForm boundary loss brought in over the middle third: the still-random disparities must get
+    their photometric structure first. At full weight from step 0 the consistency held them flat
+    (trained == untrained) for most seeds of the CPU demo, and the boundary term rose from 0.2 to 3.9 in
+    30 steps and left a flat map. Runs without the consistency or the boundary loss ignore the ramps.
     """
+    middle_third = (max_steps // 3, 2 * max_steps // 3)
     return {
         "max_steps": max_steps,
         "warmup_steps": max_steps // 6,
         "lr_decay_at": 0.75,
-        "consistency_ramp": (max_steps // 3, 2 * max_steps // 3),
+        "consistency_ramp": middle_third,
+        "boundary_ramp": middle_third,
     }
 
 

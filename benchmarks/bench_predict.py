@@ -1,7 +1,8 @@
 """Inference speed, side by side: `depthcli predict` vs monodepth2's test_simple.py loop on KITTI frames.
 
     python benchmarks/bench_predict.py [--frames 40] [--rounds 3] [--batch-size 8] [--workers 2]
-        [--threads N] [--size 640x192] [--kitti DIR] [--monodepth2 DIR] [--device cpu|cuda] [--json OUT]
+        [--threads N] [--size 640x192] [--save jpg,npy] [--kitti DIR] [--monodepth2 DIR] [--device cpu|cuda]
+        [--json OUT]
 
 Frames: the real 1242x375 KITTI frames of `--kitti`, repeated under new names up to `--frames` (links,
 so every side decodes real PNGs). Both sides use the same weights: monodepth2's own ResNet-18 encoder
@@ -14,7 +15,9 @@ Sides, alternating in rounds over all frames (images/s, `sidebyside`):
   the network size (640x192), ToTensor, encoder + decoder forward (batch 1), bilinear resize of the disparity to the
   input size, `disp_to_depth`, save the scaled-disparity .npy and a matplotlib-colormapped JPEG;
 - "depthcli predict": `depthcli.predict.predict` (what the CLI runs) with its defaults: batches,
-  decoding in DataLoader workers, a writer thread, `--amp auto` (bf16 where the CPU has it);
+  decoding in DataLoader workers, a writer thread, `--amp auto` (bf16 where the CPU has it); it saves
+  what the loop saves (`--save jpg,npy`: the colour-mapped JPEG and the scaled-disparity .npy; `--save
+  png,npy` times predict's default lossless PNG instead, whose encoding costs more than the net's forward);
 - "depthcli predict fp32": the same with `amp="off"`.
 Without monodepth2's code (`--reference auto`, the default, notes it) the loop side is left out and
 the weights are depthcli's own seeded monodepth2 net.
@@ -166,6 +169,7 @@ def main() -> None:
     parser.add_argument("--monodepth2", default=None, help="folder of the unpacked monodepth2 wheel")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
     parser.add_argument("--size", type=parse_size, default=(640, 192), help="network input WxH")
+    parser.add_argument("--save", default="jpg,npy", help="what depthcli saves (default: what the loop saves)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     parser.add_argument("--reference", choices=("auto", "on", "off"), default="auto",
                         help="the test_simple.py loop as a side: auto = when monodepth2's code is found")  # fmt: skip
@@ -189,7 +193,7 @@ def main() -> None:
             out = outs["fast" if amp == "auto" else "fp32"]
             shutil.rmtree(out, ignore_errors=True)
             predict([tmp / "frames"], checkpoint, out, batch_size=args.batch_size, workers=args.workers,
-                    amp=amp, threads=threads, device=args.device, save=("png", "npy"))  # fmt: skip
+                    amp=amp, threads=threads, device=args.device, save=args.save.split(","))  # fmt: skip
 
         def loop() -> None:
             shutil.rmtree(outs["loop"], ignore_errors=True)
@@ -200,7 +204,8 @@ def main() -> None:
         if md2 is not None:
             sides.insert(0, Side("test_simple.py loop", timed(loop, len(frames))))
         print(f"{args.rounds} rounds x {len(frames)} frames (1242x375 PNG -> {format_size(args.size)}), "
-              f"batch {args.batch_size}, {args.workers} workers, {torch.get_num_threads()} threads")  # fmt: skip
+              f"batch {args.batch_size}, {args.workers} workers, {torch.get_num_threads()} threads, "
+              f"depthcli saves {args.save}")  # fmt: skip
         alternate(sides, args.rounds)
         fast_disp, fp32_disp = saved_disparities(outs["fast"]), saved_disparities(outs["fp32"])
         differences = {"saved_bf16_vs_fp32": max_difference(fast_disp, fp32_disp)}
@@ -226,7 +231,8 @@ def main() -> None:
               f"bf16 {differences['network_bf16']:.2e}")  # fmt: skip
         print(f"  saved .npy, depthcli fp32 vs the loop:       {differences['saved_fp32_vs_loop']:.2e} (resize filter)")
     if args.json:
-        summary = {"machine": machine_line(device), "batch_size": args.batch_size, "rows": rows, **differences}
+        summary = {"machine": machine_line(device), "batch_size": args.batch_size, "save": args.save, "rows": rows,
+                   **differences}  # fmt: skip
         args.json.write_text(json.dumps(summary, indent=2))
 
 

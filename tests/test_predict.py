@@ -116,6 +116,19 @@ def test_real_kitti_frames(tmp_path, checkpoint, kitti_mini):
         assert np.load(tmp_path / "out" / f"{name}_disp.npy").shape == (64, 256)
 
 
+def test_jpeg_is_the_png_picture_within_jpeg_error(tmp_path, checkpoint):
+    _write_image(tmp_path / "img.png", 150, 70, seed=4)
+    result = predict([tmp_path / "img.png"], checkpoint, tmp_path / "out", save=["png", "jpg"], device="cpu")
+    assert [path.name for path in result.written["jpg"]] == ["img_disp.jpeg"]
+    lossless = _read_png(tmp_path / "out" / "img_disp.png").astype(int)
+    jpeg = cv2.imread(str(tmp_path / "out" / "img_disp.jpeg"), cv2.IMREAD_COLOR).astype(int)
+    assert jpeg.shape == lossless.shape == (70, 150, 3)
+    # quality 95, no chroma subsampling: a few levels of 255 on average even for this pixel-noise disparity,
+    # and far closer to the lossless picture than the same colours mirrored
+    error = np.abs(jpeg - lossless).mean()
+    assert error < 4 and error < np.abs(jpeg - lossless[:, ::-1]).mean() / 4
+
+
 def test_depth16_is_scaled_metric_depth(tmp_path, checkpoint):
     _write_image(tmp_path / "img.png", 150, 70, seed=4)
     out = tmp_path / "out"

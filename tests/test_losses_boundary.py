@@ -73,6 +73,24 @@ def test_gradients_reach_the_prediction_not_the_frozen_net(trained):
     assert all(p.grad is None and not p.requires_grad for p in loss.net.parameters())
 
 
+def test_scaling_the_predicted_edges_changes_nothing_so_the_gradient_never_asks_for_it(trained):
+    """The loss sees each edge map divided by its maximum, so it is the same for `c * edges` (c > 0), and its
+    gradient is orthogonal to `edges` (Euler: d/dc L(c e) = <grad, e> = 0). When the maximum was detached
+    the gradient kept a component along `edges`: descending it grew disparity contrast until the sigmoid
+    saturated and training collapsed to a flat map (boundary term 0.75 -> 4.7 in 30 steps)."""
+    net, _ = trained
+    loss = BoundaryLoss(net)
+    generator = torch.Generator().manual_seed(4)
+    reference = synthetic_edge_maps(2, 64, generator, segments=6)
+    predicted = _shift_right(reference, 2) + 0.05 * torch.rand(reference.shape, generator=generator)
+    predicted.requires_grad_(True)
+    value = loss(predicted, reference)
+    value.backward()
+    assert loss(3.0 * predicted.detach(), reference).item() == pytest.approx(value.item(), rel=1e-5)
+    radial = (predicted.grad * predicted.detach()).sum() / (predicted.grad.norm() * predicted.detach().norm())
+    assert abs(radial.item()) < 1e-4  # cosine between the gradient and the edges themselves
+
+
 def test_sobel_edges_of_a_step_by_hand():
     image = torch.zeros(1, 3, 4, 6)
     image[..., 3:] = 1.0  # a vertical step between columns 2 and 3

@@ -54,7 +54,9 @@ class BoundaryLoss(nn.Module):
         height, width = edges.shape[-2:]
         if height < tile or width < tile:
             raise ValueError(f"edge maps {height}x{width} are smaller than the {tile}-pixel boundary tile")
-        scaled = edges / edges.amax(dim=(2, 3), keepdim=True).detach().clamp(min=_EDGE_EPS)
+        # the maximum is part of the graph: scaling the predicted edges must not change the loss, else its
+        # gradient keeps asking for stronger edges until the disparity saturates (flat map, dead gradients)
+        scaled = edges / edges.amax(dim=(2, 3), keepdim=True).clamp(min=_EDGE_EPS)
         tiles = scaled.unfold(2, tile, tile).unfold(3, tile, tile)  # (B,1,nh,nw,t,t)
         return tiles.reshape(-1, 1, tile, tile)
 

@@ -1,25 +1,25 @@
 """InverseForm's claim: a boundary loss puts depth edges where they belong.
 
     python benchmarks/bench_boundary.py [--preset diffnet] [--net diffnet-small] [--seeds 0,1]
-        [--steps 1200] [--batch-size 4] [--size 320x96] [--fast] [--init CKPT] [--out DIR]
-        [--results benchmarks/results]
+        [--steps 1200] [--batch-size 4] [--size 320x96] [--fast] [--init CKPT] [--boundary-weight 0.1]
+        [--out DIR] [--results benchmarks/results]
 
 The same recipe trains twice per seed on the synthetic KITTI-like drive of bench_resolution.py (seed 0,
 120 frames at 416x128; batch 4, lr 5e-4, `depthcli demo`'s schedule: warmup, LR drop and, from scratch,
 the boundary weight ramped in over the middle third): once plain, once with `--boundary-loss` (the
 inverse-transform net is trained into the run folder first, then frozen; disparity edges are compared
-with image edges, weight 0.1). InverseForm's loss is meant to refine a net that already predicts
-structure: `--init CKPT` (a trained depth checkpoint of the same net, e.g. a plain run's last.ckpt)
-fine-tunes both arms from it (`depthcli train --init`) instead of starting from random weights, with the
-boundary loss at full weight from the first step. Both arms are scored by `depthcli eval --gt dense` on
-the held-out drive (seed 1) at the training size: abs_rel (median-scaled, Eigen crop) and the iBims-1
-depth-boundary errors of depthcli.evaluation (Canny edges of the true and of the predicted depth;
-`dbe_acc`: mean distance in pixels from predicted edges to the true edges within 10 px, `dbe_comp`: the
-iBims-1 truncated chamfer distance between the two edge sets, each distance capped at 10 px; lower is
-better for all three). Use the same `--out` as bench_resolution.py and the plain runs from scratch are
-the ones it trained already; fine-tuned runs are named after their checkpoint, so runs from different
-checkpoints do not reuse each other. InverseForm's direction: lower dbe_acc and dbe_comp with the
-boundary loss, abs_rel no worse.
+with image edges, weight `--boundary-weight`, default 0.1; another weight names its runs
+`..._w{weight}`). InverseForm's loss is meant to refine a net that already predicts structure: `--init
+CKPT` (a trained depth checkpoint of the same net, e.g. a plain run's last.ckpt) fine-tunes both arms
+from it (`depthcli train --init`) instead of starting from random weights, with the boundary loss at full
+weight from the first step. Both arms are scored by `depthcli eval --gt dense` on the held-out drive
+(seed 1) at the training size: abs_rel (median-scaled, Eigen crop) and the iBims-1 depth-boundary errors
+of depthcli.evaluation (Canny edges of the true and of the predicted depth; `dbe_acc`: mean distance in
+pixels from predicted edges to the true edges within 10 px, `dbe_comp`: the iBims-1 truncated chamfer
+distance between the two edge sets, each distance capped at 10 px; lower is better for all three). Use
+the same `--out` as bench_resolution.py and the plain runs from scratch are the ones it trained already;
+fine-tuned runs are named after their checkpoint, so runs from different checkpoints do not reuse each
+other. InverseForm's direction: lower dbe_acc and dbe_comp with the boundary loss, abs_rel no worse.
 """
 
 from __future__ import annotations
@@ -42,13 +42,15 @@ from selfsup_runs import (
 )
 
 METRICS = ("abs_rel", "dbe_acc", "dbe_comp", "a1")
+DEFAULT_WEIGHT = 0.1  # the training config's boundary_weight
 
 
 def run(args) -> dict:
     out = args.out
     worlds = claim_worlds(out, args.size)
     test_root, test_split = worlds.test_root, worlds.test_split
-    arms = {"plain": {}, "boundary loss": {"boundary_loss": True}}
+    arms = {"plain": {}, "boundary loss": {"boundary_loss": True, "boundary_weight": args.boundary_weight}}
+    weight_tag = "" if args.boundary_weight == DEFAULT_WEIGHT else f"_w{args.boundary_weight:g}"
     # a trained net has structure already: the boundary loss at full weight from the first step, as InverseForm
     start, prefix = {}, args.net
     if args.init:
@@ -56,7 +58,7 @@ def run(args) -> dict:
     records: dict[str, list[dict]] = {arm: [] for arm in arms}
     for seed in args.seeds:
         for arm, extra in arms.items():
-            name = f"{prefix}_s{seed}" if arm == "plain" else f"{prefix}_boundary_s{seed}"
+            name = f"{prefix}_s{seed}" if arm == "plain" else f"{prefix}_boundary{weight_tag}_s{seed}"
             record = train_run(
                 out / "runs" / name, args.preset, worlds.train_cache, size=args.size, steps=args.steps, seed=seed,
                 fast=args.fast, batch_size=args.batch_size, config={"net": args.net, **start, **extra},
@@ -68,6 +70,7 @@ def run(args) -> dict:
     by_checkpoint = {row["provenance"]["checkpoint"]: row for row in rows}
     table = {"preset": args.preset, "net": args.net, "size": f"{args.size[0]}x{args.size[1]}", "steps": args.steps,
              "seeds": args.seeds, "fast_setting": args.fast, "init": str(args.init) if args.init else None,
+             "boundary_weight": args.boundary_weight,
              "arms": {}, "load": load_conditions()}  # fmt: skip
     for arm in arms:
         per_seed = [by_checkpoint[str(Path(record["checkpoint"]).resolve())] for record in records[arm]]
@@ -151,6 +154,7 @@ def main() -> None:
     parser.add_argument(
         "--init", type=Path, default=None, help="trained depth checkpoint both arms fine-tune from (default: scratch)"
     )
+    parser.add_argument("--boundary-weight", type=float, default=DEFAULT_WEIGHT, help="weight of the boundary loss")
     args = parser.parse_args()
     if args.init:
         if not args.init.is_file():

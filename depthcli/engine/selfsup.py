@@ -210,9 +210,8 @@ def from_scratch_schedule(max_steps: int) -> dict[str, Any]:
 
     LR warmup over the first sixth, x0.1 for the last quarter, and RA-Depth's cross-scale consistency and
     the InverseForm boundary loss brought in over the middle third: the still-random disparities must get
-    their photometric structure first. At full weight from step 0 the consistency held them flat
-    (trained == untrained) for most seeds of the CPU demo, and the boundary term rose from 0.2 to 3.9 in
-    30 steps and left a flat map. Runs without the consistency or the boundary loss ignore the ramps.
+    their photometric structure first (at full weight from step 0 the consistency held them flat,
+    trained == untrained, for most seeds of the CPU demo). Runs without either loss ignore the ramps.
     """
     middle_third = (max_steps // 3, 2 * max_steps // 3)
     return {

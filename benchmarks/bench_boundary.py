@@ -8,7 +8,7 @@ The same recipe trains twice per seed on the synthetic KITTI-like drive of bench
 120 frames at 416x128; batch 4, lr 5e-4, `depthcli demo`'s schedule: warmup, LR drop and, from scratch,
 the boundary weight ramped in over the middle third): once plain, once with `--boundary-loss` (the
 inverse-transform net is trained into the run folder first, then frozen; disparity edges are compared
-with image edges, weight `--boundary-weight`, default 0.1; another weight names its runs
+with image edges, weight 0.1, or `--boundary-weight`, which then names its runs
 `..._w{weight}`). InverseForm's loss is meant to refine a net that already predicts structure: `--init
 CKPT` (a trained depth checkpoint of the same net, e.g. a plain run's last.ckpt) fine-tunes both arms
 from it (`depthcli train --init`) instead of starting from random weights, with the boundary loss at full
@@ -42,15 +42,16 @@ from selfsup_runs import (
 )
 
 METRICS = ("abs_rel", "dbe_acc", "dbe_comp", "a1")
-DEFAULT_WEIGHT = 0.1  # the training config's boundary_weight
 
 
 def run(args) -> dict:
     out = args.out
     worlds = claim_worlds(out, args.size)
     test_root, test_split = worlds.test_root, worlds.test_split
-    arms = {"plain": {}, "boundary loss": {"boundary_loss": True, "boundary_weight": args.boundary_weight}}
-    weight_tag = "" if args.boundary_weight == DEFAULT_WEIGHT else f"_w{args.boundary_weight:g}"
+    # the training config's boundary_weight unless --boundary-weight names another (and the runs with it)
+    weight = {} if args.boundary_weight is None else {"boundary_weight": args.boundary_weight}
+    weight_tag = "" if args.boundary_weight is None else f"_w{args.boundary_weight:g}"
+    arms = {"plain": {}, "boundary loss": {"boundary_loss": True, **weight}}
     # a trained net has structure already: the boundary loss at full weight from the first step, as InverseForm
     start, prefix = {}, args.net
     if args.init:
@@ -154,7 +155,9 @@ def main() -> None:
     parser.add_argument(
         "--init", type=Path, default=None, help="trained depth checkpoint both arms fine-tune from (default: scratch)"
     )
-    parser.add_argument("--boundary-weight", type=float, default=DEFAULT_WEIGHT, help="weight of the boundary loss")
+    parser.add_argument(
+        "--boundary-weight", type=float, default=None, help="weight of the boundary loss (default: the config's, 0.1)"
+    )
     args = parser.parse_args()
     if args.init:
         if not args.init.is_file():

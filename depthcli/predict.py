@@ -3,8 +3,8 @@
 Per frame: a colour-mapped disparity picture at the input's own size (PNG, or JPEG as monodepth2's
 test_simple.py writes it), monodepth2's scaled disparity `.npy` at network resolution (what its
 test_simple.py and `--save_pred_disps` save, and what `depthcli eval --predictions` reads), and
-optionally metric depth as a 16-bit PNG. Output names mirror input
-names; unreadable inputs are collected and reported, never allowed to stop the good ones.
+optionally metric depth as a 16-bit PNG. Output names mirror input names; unreadable inputs are
+collected and reported, never allowed to stop the good ones.
 
 Throughput (`predict_frames`): still images are decoded and resized to the network size in DataLoader
 worker processes, batches run through the net (bf16 autocast and channels-last where the hardware
@@ -189,6 +189,7 @@ def write_outputs(
     height, width = original_hw
     disp = np.ascontiguousarray(disp, dtype=np.float32)
     full = cv2.resize(disp, (width, height), interpolation=cv2.INTER_LINEAR)
+    bgr = None  # the colour picture, made once for however many colour kinds are saved
     for kind, path in paths.items():
         if kind == "npy":  # monodepth2's scaled disparity, 1/max_depth .. 1/min_depth, at network size
             scaled, _ = disp_to_depth(disp, options.min_depth, options.max_depth)
@@ -196,7 +197,8 @@ def write_outputs(
             np.save(buffer, np.asarray(scaled, dtype=np.float32))
             atomic_write_bytes(path, buffer.getvalue())
         elif kind in COLOUR_KINDS:
-            bgr = np.ascontiguousarray(colorize_disparity(full, options.colormap)[:, :, ::-1])
+            if bgr is None:
+                bgr = np.ascontiguousarray(colorize_disparity(full, options.colormap)[:, :, ::-1])
             atomic_write_bytes(path, _encode(bgr, kind))
         else:  # depth16
             _, depth = disp_to_depth(full.astype(np.float64), options.min_depth, options.max_depth)

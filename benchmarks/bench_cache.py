@@ -4,9 +4,10 @@
 
 Builds a bigger KITTI raw layout by repeating the real sample's frames (symlinks, so decoding cost is
 real), packs it into a 640x192 training cache, then times one epoch through a DataLoader that
-(a) reads the cache (`CachedKittiDataset` as training opens it: images handed over as uint8, turned
-into float32 [0, 1] in the main process afterwards, as the training loop does on its device; that
-conversion is timed) and (b) decodes + resizes the same PNGs from the raw folder into float32 samples
+(a) reads the cache (`CachedKittiDataset` as training opens it, without augmentation: images handed over
+as uint8, batched by the training loop's `collate_samples` (an image shared between the "color" and
+"color_aug" keys is passed once), turned into float32 [0, 1] in the main process by its device step
+`to_device`; that conversion is timed) and (b) decodes + resizes the same PNGs from the raw folder into float32 samples
 with the same workers. Each run is a fresh subprocess so its peak RSS (reader + workers, from
 `resource.getrusage`) is its own; two dataset sizes show whether it grows with the data.
 """
@@ -80,16 +81,19 @@ def run_reader(mode: str, path: Path, split: Path, workers: int, batch: int) -> 
     """One epoch in this process; returns samples/s and peak RSS of this process and of its workers."""
     import torch
 
-    from depthcli.data.augment import as_float_image
+    from depthcli.data.collate import collate_samples
     from depthcli.data.datasets import CachedKittiDataset
+    from depthcli.engine.device_batches import to_device
 
     torch.set_num_threads(1)
     dataset = CachedKittiDataset(path, uint8_images=True) if mode == "cache" else _raw_dataset(path, split)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, num_workers=workers, shuffle=True)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch, num_workers=workers, shuffle=True, collate_fn=collate_samples
+    )
     start = time.perf_counter()
     count = 0
     for batch_dict in loader:
-        images = {key: as_float_image(value) for key, value in batch_dict.items() if isinstance(key, tuple)}
+        images = to_device(batch_dict, torch.device("cpu"), channels_last=False)
         count += len(images[("color", 0, 0)])
     elapsed = time.perf_counter() - start
     main_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -23,9 +23,9 @@ photometric loss cannot tell it from the sky, and diffnet-small ended worse than
 neighbours) and score median-scaled abs_rel (KITTI Eigen, velodyne GT) on the same drive's frames
 (`--eval-split`), next to the untrained net and a constant prediction. Passing means trained abs_rel
 clearly below the constant's (at most 0.8x). Switches for what may stop learning at this scale:
-`--no-automask`, `--lr`, `--size`, `--frame-step K` (neighbours K frames apart: K times the parallax; drives
-of every K-th frame are linked under --out), `--pretrain-steps N` (GrMC-pretrain the encoder on the same
-frames first) and `--encoder-init CKPT`.
+`--no-automask`, `--lr`, `--size`, `--frame-step K` (neighbours K frames apart: K times the parallax; the
+training cache stores frame offsets 0,-K,K), `--set KEY=JSON` (any training config key), `--pretrain-steps N`
+(GrMC-pretrain the encoder on the same frames first) and `--encoder-init CKPT`.
 """
 
 from __future__ import annotations
@@ -166,15 +166,17 @@ def real(args) -> dict:
 
     root = args.root
     eval_split = args.eval_split or root / "eval_files.txt"
-    step = args.frame_step
-    train_root = every_kth_frame(root, args.out / f"frame_step_{step}", step) if step > 1 else root
-    train_split = None if step > 1 else (args.train_split or root / "train_files.txt")
+    frame_ids = (0, -args.frame_step, args.frame_step)
     tag = f"{args.net}_{args.size[0]}x{args.size[1]}_lr{args.lr:g}_{args.steps}_s{args.seed}"
     tag += ("_noautomask" if args.no_automask else "") + (f"_step{args.frame_step}" if args.frame_step > 1 else "")
     tag += f"_{args.amp}" if args.amp != "auto" else ""
     tag += f"_grmc{args.pretrain_steps}" if args.pretrain_steps else ""
     run_dir = args.out / tag
-    cache = build_cache("kitti", train_root, args.out / f"train_{tag}.h5", split=train_split, size=args.size)
+    tag += "".join(f"_{key}{value}" for key, value in args.set.items())
+    train_split = args.train_split or root / "train_files.txt"
+    cache = build_cache(
+        "kitti", root, args.out / f"train_{tag}.h5", split=train_split, size=args.size, frame_ids=frame_ids
+    )
     # the scored frames with their GT, validated every 50 steps: the learning curve (last.ckpt is what is scored)
     eval_cache = build_cache("kitti", root, args.out / "eval.h5", split=eval_split)
     encoder_init = args.encoder_init
@@ -184,8 +186,8 @@ def real(args) -> dict:
                  "net": args.net, "seed": args.seed, "automask": not args.no_automask, "epochs": 1,
                  "num_workers": 0, "save_every": 0, "amp": args.amp,
                  "encoder_init": str(encoder_init) if encoder_init else None, "val_data": str(eval_cache),
-                 "val_every": 50,
-                 **from_scratch_schedule(args.steps)}  # fmt: skip
+                 "val_every": 50, "frame_ids": frame_ids,
+                 **from_scratch_schedule(args.steps), **args.set}  # fmt: skip
     config = SELFSUP.build_config(args.preset, overrides=overrides)
     start, record = time.monotonic(), run_dir / "real.json"
     trained_before = (run_dir / "last.ckpt").is_file()
@@ -284,32 +286,6 @@ def plot_real_curves(out: Path, path: Path) -> Path:
     return path
 
 
-def every_kth_frame(root: Path, out: Path, k: int) -> Path:
-    """A raw root whose drives hold every k-th frame of ROOT's (k drives, one per offset), linked.
-
-    Neighbours in it are k frames apart, so the training pairs see k times the camera motion.
-    """
-    from depthcli.data.kitti import check_kitti_root
-
-    root = check_kitti_root(root)
-    for date in sorted(p for p in root.iterdir() if p.is_dir()):
-        for drive in sorted(date.glob("*_sync")):
-            for offset in range(k):
-                number = int(drive.name.split("_drive_")[1][:4]) * k + offset + 1
-                target = out / date.name / f"{date.name}_drive_{number:04d}_sync"
-                for kind, pattern in (("image_02", "*.png"), ("velodyne_points", "*.bin")):
-                    files = sorted((drive / kind / "data").glob(pattern))[offset::k]
-                    (target / kind / "data").mkdir(parents=True, exist_ok=True)
-                    for index, path in enumerate(files):
-                        link = target / kind / "data" / f"{index:010d}{path.suffix}"
-                        if not link.exists():
-                            link.symlink_to(path.resolve())
-        for calib in date.glob("calib_*.txt"):
-            if not (out / date.name / calib.name).exists():
-                (out / date.name / calib.name).symlink_to(calib.resolve())
-    return out
-
-
 def pretrain_on_frames(root: Path, args, run_dir: Path) -> Path:
     """GrMC-pretrain the net's encoder on ROOT's frames (no depth, no poses); returns encoder.ckpt."""
     from torch.utils.data import ConcatDataset
@@ -334,6 +310,15 @@ def pretrain_on_frames(root: Path, args, run_dir: Path) -> Path:
     task = PretrainTask.from_config(config)
     train(task, dataset, config, run_dir, progress=args.progress)
     return save_checkpoint(run_dir / "encoder.ckpt", task.encoder_payload())
+
+
+def config_value(text: str) -> tuple[str, object]:
+    """`KEY=JSON` -> (key, value); a value that is not JSON stays text."""
+    key, _, value = text.partition("=")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def main() -> None:
@@ -371,11 +356,14 @@ def main() -> None:
     on_real.add_argument("--pretrain-steps", type=int, default=0, help="GrMC on the same frames first")
     on_real.add_argument("--encoder-init", type=Path, default=None)
     on_real.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"), help="network precision")
+    on_real.add_argument("--set", type=config_value, action="append", default=[], metavar="KEY=JSON",
+                         help="any training config key, e.g. smoothness_weight=0.01 (repeatable)")  # fmt: skip
     on_real.add_argument("--progress", action="store_true")
     on_real.add_argument("--out", type=Path, default=None)
     on_real.add_argument("--plot", type=Path, default=None, help="curves of every run under --out (PNG)")
     args = parser.parse_args()
     if args.mode == "real":
+        args.set = dict(args.set)
         args.out = args.out or Path(tempfile.mkdtemp(prefix="bench_selfsup_real_"))
         print(f"writing into {args.out}")
         real(args)

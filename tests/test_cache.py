@@ -209,6 +209,26 @@ def test_killed_build_keeps_previous_file_and_resumes(kitti_mini, tmp_path, trai
         assert np.array_equal(resumed["samples/depth_gt"][()], straight["samples/depth_gt"][()])
 
 
+def test_train_cache_with_neighbours_two_frames_apart(kitti_mini, tmp_path):
+    out = build_cache(
+        "kitti", kitti_mini, tmp_path / "c.h5", split=kitti_mini / "eval_files.txt", size=(64, 32), frame_ids=(0, -2, 2)
+    )
+    # frames 2..7 have both neighbours two frames away; 0, 1, 8, 9 are skipped
+    assert (cache_info(out)["samples"], cache_info(out)["skipped"]) == (6, 4)
+    dataset = CachedKittiDataset(out, frame_ids=(0, -2, 2))
+    with h5py.File(out) as handle:
+        assert list(handle["samples/frame_index"][()]) == [2, 3, 4, 5, 6, 7]
+    sample = dataset[1]  # frame 3: its sources are frames 1 and 5
+    for offset, frame in ((-2, 1), (2, 5)):
+        image = read_rgb(kitti_mini / DRIVE / f"image_02/data/{frame:010d}.png")
+        expected = torch.from_numpy(cv2.resize(image, (64, 32), interpolation=cv2.INTER_AREA)).permute(2, 0, 1)
+        assert (sample[("color", offset, 0)] * 255 - expected).abs().max() < 1.5
+    with pytest.raises(DepthcliError, match=r"stores frame offsets \[0, -2, 2\], not \[-1, 1\].*--frame-ids 0,-1,1"):
+        CachedKittiDataset(out, frame_ids=(0, -1, 1))
+    with pytest.raises(DepthcliError, match="the target 0 first"):
+        build_cache("kitti", kitti_mini, tmp_path / "d.h5", size=(64, 32), frame_ids=(-1, 0, 1))
+
+
 def test_partial_from_other_parameters_is_not_resumed(kitti_mini, tmp_path):
     out = tmp_path / "c.h5"
     (tmp_path / "c.h5.partial").write_bytes(b"garbage left by a crash")
@@ -303,3 +323,38 @@ def test_uint8_hand_over_becomes_the_float_sample_on_the_device(train_cache):
     for key in ((c, f, 0) for c in ("color", "color_aug") for f in (0, -1, 1)):
         assert on_device[key].dtype == torch.float32 and torch.equal(on_device[key], expected[key]), key
     assert torch.equal(on_device[("K", 0)], expected[("K", 0)])
+
+
+def test_a_tensor_shared_between_keys_is_handed_over_and_converted_once(train_cache):
+    from depthcli.data.collate import collate_samples
+    from depthcli.engine.device_batches import to_device
+    from depthcli.engine.selfsup import SelfSupTask
+    from depthcli.recipe_configs import SELFSUP
+
+    dataset = CachedKittiDataset(train_cache, frame_ids=(0, -1, 1), uint8_images=True)  # no augmentation
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=2, collate_fn=collate_samples)
+    batch = next(iter(loader))
+    plain = torch.utils.data.default_collate([dataset[0], dataset[1]])
+    keys = [(c, f, 0) for c in ("color", "color_aug") for f in (0, -1, 1)]
+    assert all(torch.equal(batch[key], plain[key]) for key in keys)
+    # ("color_aug", f, 0) arrives from the worker as the very tensor of ("color", f, 0), and stays one after
+    assert all(batch[("color_aug", f, 0)] is batch[("color", f, 0)] for f in (0, -1, 1))
+    on_device = to_device(batch, torch.device("cpu"), channels_last=True)
+    assert on_device[("color_aug", 1, 0)] is on_device[("color", 1, 0)]
+    assert on_device[("color", 1, 0)].is_contiguous(memory_format=torch.channels_last)
+    # a task reads the shared images exactly as separate copies, and leaves them as they were
+    config = SELFSUP.build_config("monodepth2", overrides={"size": (640, 192)})
+    torch.manual_seed(0)
+    task = SelfSupTask(config).eval()
+    separate = to_device(plain, torch.device("cpu"), channels_last=True)
+    before = on_device[("color", 0, 0)].clone()
+    losses = []
+    for inputs in (on_device, separate):
+        torch.manual_seed(1)  # automasking breaks ties with random noise
+        with torch.no_grad():
+            losses.append(task(inputs)["loss"])
+    assert torch.equal(*losses)
+    assert torch.equal(on_device[("color", 0, 0)], before)
+    # a key shared in only some samples of the batch is stacked on its own
+    mixed = [dataset[0], dataset[1] | {("color_aug", 0, 0): dataset[1][("color", 0, 0)].clone()}]
+    assert collate_samples(mixed)[("color_aug", 0, 0)] is not collate_samples(mixed)[("color", 0, 0)]

@@ -38,6 +38,9 @@ def test_demo_writes_summary_sweep_and_predictions(tiny_demo):
 def test_summary_says_what_was_trained_for_how_long(tiny_demo):
     training = tiny_demo.summary["training"]
     assert (training["recipe"], training["net"], training["size"]) == (TINY.preset, TINY.net, "128x64")
+    assert training["frame_ids"] == [0, -2, 2]  # neighbours two frames apart
+    config = json.loads((tiny_demo.out_dir / "run" / "config.json").read_text())
+    assert config["frame_ids"] == [0, -2, 2]
     # the timed step count, or fewer when the budget's safety stop came first (a busy machine)
     assert 1 <= training["steps"] <= training["planned_steps"]
     assert training["minutes"] > 0 and not training["resumed"]

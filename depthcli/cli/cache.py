@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from depthcli.errors import DepthcliError
 from depthcli.sizes import parse_size
 
 cache_app = typer.Typer(help="Build, describe and verify HDF5 dataset caches.", no_args_is_help=True)
@@ -24,12 +25,16 @@ def build(
     ext: str = typer.Option("png", "--ext", help="KITTI image extension: png or jpg."),
     depth_value: str = typer.Option("velo_x", "--depth-value", help="KITTI GT: velo_x (Eigen) or cam_z."),
     depth_unit: str = typer.Option("mm", "--depth-unit", help="NYU PNG depth unit: mm or 256."),
+    frame_ids: str = typer.Option(
+        "0,-1,1", "--frame-ids", help="KITTI training caches: the target 0, then the neighbour offsets to store."
+    ),
 ) -> None:
     """Pack images (resized with --size, full size otherwise), neighbours, intrinsics, GT and split."""
     from depthcli.data.cache import build_cache
     from depthcli.data.cache_file import cache_info
 
     parsed_size = parse_size(size) if size is not None else None
+    parsed_frame_ids = parse_frame_ids(frame_ids)
     console = Console()
     console.print(f"building {out}")
     with Progress(
@@ -46,6 +51,7 @@ def build(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             depth_value=depth_value,
             depth_unit=depth_unit,
+            frame_ids=parsed_frame_ids,
         )
     info = cache_info(path)
     summary = f"{info['samples']} samples, {info['frames']} frames"
@@ -53,6 +59,16 @@ def build(
         summary += f", skipped {info['skipped']} split entr(ies) with a missing neighbour frame"
     console.print(summary)
     console.print(f"wrote {path}")
+
+
+def parse_frame_ids(text: str) -> tuple[int, ...]:
+    """`0,-2,2` -> (0, -2, 2); anything else is one line saying what to give."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise DepthcliError(
+            f"--frame-ids {text!r}: give comma-separated integers, the target 0 first (0,-1,1)"
+        ) from None
 
 
 @cache_app.command("info")

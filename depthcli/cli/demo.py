@@ -30,7 +30,8 @@ def demo(
     trained, untrained = result.summary["trained"]["abs_rel"], result.summary["untrained"]["abs_rel"]
     training, baseline = result.summary["training"], result.summary["baseline"]["abs_rel"]
     console.print(
-        f"trained {training['net']} ({training['recipe']} recipe) at {training['size']} for {training['steps']} steps "
+        f"trained {training['net']} ({training['recipe']} recipe) at {training['size']}, source frames "
+        f"{', '.join(f'{f:+d}' for f in training['frame_ids'] if f)}, for {training['steps']} steps "
         f"in {training['minutes']:.1f} min"
     )
     console.print(f"abs_rel trained / untrained = {trained / untrained:.2f}, / baseline = {trained / baseline:.2f}")

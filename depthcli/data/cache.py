@@ -63,10 +63,12 @@ def build_cache(
     progress: Progress | None = None,
     depth_value: str = "velo_x",
     depth_unit: str = "mm",
+    frame_ids: tuple[int, ...] = TRAIN_OFFSETS,
 ) -> Path:
     """Build (or resume) the cache for `dataset` at `out`; returns `out`.
 
-    `size` (width, height) resizes every image (training caches; KITTI stores neighbours -1/+1);
+    `size` (width, height) resizes every image (training caches; KITTI stores the neighbours at
+    `frame_ids`, monodepth2's -1/+1 by default; -2/+2 doubles the camera motion between them);
     `None` keeps full size (eval caches; KITTI stores velodyne ground truth per sample instead).
     """
     out = Path(out)
@@ -84,7 +86,7 @@ def build_cache(
         raise DepthcliError(f"cannot write into {out.parent}: {exc.strerror}; choose a writable --out") from None
     with exclusive_lock(out, "`depthcli cache build`"):
         if dataset == "kitti":
-            plan = _plan_kitti(Path(root), split, size, ext, depth_value)
+            plan = _plan_kitti(Path(root), split, size, ext, depth_value, tuple(frame_ids))
         else:
             plan = _plan_nyu(Path(root), split, size, depth_unit)
         try:
@@ -102,12 +104,14 @@ def build_cache(
     return out
 
 
-def _plan_kitti(root: Path, split, size, ext: str, depth_value: str) -> _Plan:
+def _plan_kitti(root: Path, split, size, ext: str, depth_value: str, frame_ids: tuple[int, ...]) -> _Plan:
     kitti.check_kitti_root(root)
     if depth_value not in kitti.DEPTH_VALUES:
         raise DepthcliError(f"depth value {depth_value!r} is not one of {', '.join(kitti.DEPTH_VALUES)}")
+    if frame_ids[:1] != (0,) or len(set(frame_ids)) != len(frame_ids):
+        raise DepthcliError(f"frame ids {list(frame_ids)}: give the target 0 first, then distinct neighbour offsets")
     entries = kitti.read_split(split) if split is not None else kitti.all_frames_split(root, ext)
-    offsets = TRAIN_OFFSETS if size is not None else EVAL_OFFSETS
+    offsets = frame_ids if size is not None else EVAL_OFFSETS
     samples, skipped = kitti.resolve_samples(root, entries, offsets, ext)
     if not samples:
         raise DepthcliError(f"no usable samples in {split or root}: all {skipped} lack a neighbour frame")

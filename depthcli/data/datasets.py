@@ -120,8 +120,8 @@ class CachedKittiDataset(_CachedDataset):
         missing = [f for f in self.frame_ids if f not in offsets]
         if missing:
             raise DepthcliError(
-                f"cache {self.path} stores frame offsets {offsets}, not {missing}; "
-                "build a training cache (with --size) for neighbour frames"
+                f"cache {self.path} stores frame offsets {offsets}, not {missing}; build a training cache "
+                f"(`depthcli cache build --size WxH --frame-ids {','.join(str(f) for f in self.frame_ids)}`)"
             )
         columns = [offsets.index(f) for f in self.frame_ids]
         self.sample_frames = handle["samples/frames"][()][:, columns]

@@ -257,7 +257,10 @@ def open_training_data(config: SelfSupConfig, run_dir: Path, progress=None):
         raise DepthcliError(f"--data {data} does not exist; give a cache file or a KITTI raw root")
     if data.is_dir():
         size = config.size or (640, 192)
-        data = build_cache("kitti", data, run_dir / "train_cache.h5", split=config.split, size=size, progress=progress)
+        data = build_cache(
+            "kitti", data, run_dir / "train_cache.h5", split=config.split, size=size, progress=progress,
+            frame_ids=(0, *sorted(f for f in config.frame_ids if f != 0)),
+        )  # fmt: skip
     return CachedKittiDataset(
         data,
         frame_ids=config.frame_ids,

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from depthcli.checkpoints import load_checkpoint, save_checkpoint
 from depthcli.config import config_to_dict
+from depthcli.data.collate import collate_samples
 from depthcli.engine import distributed, interrupts
 from depthcli.engine.device_batches import DeviceLoader, to_device
 from depthcli.engine.lr_schedule import lr_scheduler
@@ -298,6 +299,7 @@ class _TrainingLoop:
             generator=torch.Generator().manual_seed(derive_seed(cfg.seed, state.epoch, state.batch_in_epoch)),
             persistent_workers=False,
             worker_init_fn=interrupts.ignore_stop_signals,
+            collate_fn=collate_samples,
         )
         for batch in loader:
             yield to_device(batch, self.device, cfg.channels_last)
@@ -353,6 +355,7 @@ class _TrainingLoop:
             batch_size=self.cfg.batch_size,
             num_workers=self.num_workers,
             worker_init_fn=interrupts.ignore_stop_signals,
+            collate_fn=collate_samples,
         )
         self.task.eval()
         with torch.no_grad():

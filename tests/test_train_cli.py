@@ -74,3 +74,20 @@ def test_bad_train_arguments_are_one_line_errors(tmp_path, args, pattern):
     result = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "run"), "--no-progress", *args])
     assert isinstance(result.exception, DepthcliError), result.output
     assert pattern in str(result.exception)
+
+
+def test_train_from_raw_root_caches_the_neighbours_its_frame_ids_name(tmp_path, synthetic_kitti):
+    import h5py
+
+    run = tmp_path / "run"
+    result = CliRunner().invoke(
+        app,
+        ["train", "--preset", "monodepth2", "--set", "net=radepth-small", "--set", "scales=[0]",
+         "--set", "frame_ids=[0,2,-2]", "--data", str(synthetic_kitti), "--size", "64x64", "--max-steps", "1",
+         "--batch-size", "2", "--num-workers", "0", "--no-progress", "--out", str(run)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    with h5py.File(run / "train_cache.h5") as handle:
+        assert list(handle["samples/frames"].attrs["offsets"]) == [0, -2, 2]
+        assert all(index >= 2 for index in handle["samples/frame_index"][()])  # frames 0 and 1 lack frame -2
+    assert json.loads((run / "config.json").read_text())["frame_ids"] == [0, 2, -2]

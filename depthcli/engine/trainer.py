@@ -350,13 +350,8 @@ class _TrainingLoop:
         return is_best
 
     def _run_validation(self) -> bool:
-        loader = DataLoader(
-            self.val_set,
-            batch_size=self.cfg.batch_size,
-            num_workers=self.num_workers,
-            worker_init_fn=interrupts.ignore_stop_signals,
-            collate_fn=collate_samples,
-        )
+        loader = DataLoader(self.val_set, batch_size=self.cfg.batch_size, num_workers=self.num_workers,
+                            worker_init_fn=interrupts.ignore_stop_signals, collate_fn=collate_samples)  # fmt: skip
         self.task.eval()
         with torch.no_grad():
             metrics = self.task.validate(DeviceLoader(loader, self.device, self.cfg.channels_last), self.device)

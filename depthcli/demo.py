@@ -36,14 +36,15 @@ class DemoSettings:
     budget_minutes: float = 10.0
     world_size: tuple[int, int] = (416, 128)  # rendered frames (and GT) size
     train_size: tuple[int, int] = (192, 64)  # network input during training
-    # RA-Depth on HRNet-W9 at 192x64 with the fast setting, 10 min on a quiet 2-core EPYC: 466 steps, abs_rel
-    # 0.330 (0.71x the constant). DIFFNet's diffnet-small at 320x96 reached 0.24 in 450 float32 steps once, but
-    # 0.55-0.61 in the demo's budget with the fast setting (worse than the constant): not yet a reliable demo
+    # RA-Depth on HRNet-W9 at 192x64 with the fast setting, 10 min on a quiet 2-core EPYC: 466 steps. DIFFNet's
+    # diffnet-small at 320x96 reached 0.24 in 450 float32 steps once, but 0.55-0.64 in replications (worse than
+    # the constant): not a reliable demo
     preset: str = "radepth"  # the training recipe (depthcli.engine.selfsup.PRESETS)
     net: str = "radepth-small"
     max_steps: int = 0  # > 0: train exactly this many steps (benchmarks); 0: as many as the budget allows
     # neighbours two frames apart: at 192x64 a facade 25 m ahead moves under a pixel per frame (the world's car
-    # drives about 1 m per frame); twice the motion took the 466-step run from 0.330 to 0.269 (same seed)
+    # drives about 1 m per frame); twice the motion took 466 steps from abs_rel 0.330 to 0.269 (world seed 0,
+    # 0.58x the constant) and from 0.306 to 0.235 (seed 1, 0.55x)
     frame_ids: tuple[int, ...] = (0, -2, 2)
     drives: int = 3  # the last drive is the held-out test drive
     frames_per_drive: int = 60

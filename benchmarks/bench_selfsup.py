@@ -24,8 +24,8 @@ neighbours) and score median-scaled abs_rel (KITTI Eigen, velodyne GT) on the sa
 (`--eval-split`), next to the untrained net and a constant prediction. Passing means trained abs_rel
 clearly below the constant's (at most 0.8x). Switches for what may stop learning at this scale:
 `--no-automask`, `--lr`, `--size`, `--frame-step K` (neighbours K frames apart: K times the parallax; the
-training cache stores frame offsets 0,-K,K), `--set KEY=JSON` (any training config key), `--pretrain-steps N`
-(GrMC-pretrain the encoder on the same frames first) and `--encoder-init CKPT`.
+training cache stores frame offsets 0,-K,K), `--set KEY=VALUE` (any training config key, as `train --set`),
+`--pretrain-steps N` (GrMC-pretrain the encoder on the same frames first) and `--encoder-init CKPT`.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from selfsup_runs import all_frames_split
 from sidebyside import kitti_sample_root
 from torch.utils.data import default_collate
 
+from depthcli.cli.config_flags import parse_set_values
 from depthcli.engine.runner import run_recipe
 from depthcli.engine.selfsup import SELFSUP_RECIPE, SelfSupTask, from_scratch_schedule, training_transform
 from depthcli.geometry import intrinsics_from_normalised
@@ -312,15 +313,6 @@ def pretrain_on_frames(root: Path, args, run_dir: Path) -> Path:
     return save_checkpoint(run_dir / "encoder.ckpt", task.encoder_payload())
 
 
-def config_value(text: str) -> tuple[str, object]:
-    """`KEY=JSON` -> (key, value); a value that is not JSON stays text."""
-    key, _, value = text.partition("=")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -356,14 +348,14 @@ def main() -> None:
     on_real.add_argument("--pretrain-steps", type=int, default=0, help="GrMC on the same frames first")
     on_real.add_argument("--encoder-init", type=Path, default=None)
     on_real.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"), help="network precision")
-    on_real.add_argument("--set", type=config_value, action="append", default=[], metavar="KEY=JSON",
+    on_real.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="any training config key, e.g. smoothness_weight=0.01 (repeatable)")  # fmt: skip
     on_real.add_argument("--progress", action="store_true")
     on_real.add_argument("--out", type=Path, default=None)
     on_real.add_argument("--plot", type=Path, default=None, help="curves of every run under --out (PNG)")
     args = parser.parse_args()
     if args.mode == "real":
-        args.set = dict(args.set)
+        args.set = parse_set_values(args.set)  # as `depthcli train --set` reads them
         args.out = args.out or Path(tempfile.mkdtemp(prefix="bench_selfsup_real_"))
         print(f"writing into {args.out}")
         real(args)

@@ -43,7 +43,8 @@ def load_depth_model(path: str | os.PathLike, device: str | torch.device = "cpu"
     """Rebuild the depth net stored in a "depth" checkpoint, on `device`, in eval mode."""
     payload = load_checkpoint(path, expected_kind="depth")
     config = depth_config(payload, path)
-    net = build_depth_net(config.net)
+    # a run that trained fewer disparity scales (e.g. `--set scales=[0]`) saved only those heads
+    net = build_depth_net(config.net, **({} if config.scales is None else {"scales": tuple(config.scales)}))
     load_state(net, payload["model"], path, f"depth net {config.net!r}")
     return DepthModel(
         net=net.to(device).eval(),

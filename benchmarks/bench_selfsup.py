@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -100,6 +101,11 @@ def throughput(presets: list[str], sizes: list[tuple[int, int]], batch_size: int
     return rows
 
 
+def _folder_safe(value) -> str:
+    """A --set value as part of a folder name: [0, -2, 2] -> "0,-2,2" (no brackets, quotes or spaces)."""
+    return re.sub(r"[^\w.,+-]", "", json.dumps(value))
+
+
 def quality(
     presets: list[str],
     steps: int,
@@ -136,7 +142,7 @@ def quality(
                 overrides["net"] = f"{SELFSUP.preset_values(preset)['net']}-small"
             config = SELFSUP.build_config(preset, overrides=overrides)
             start = time.monotonic()
-            variant = "".join(f"_{key}{json.dumps(value)}" for key, value in sorted((settings or {}).items()))
+            variant = "".join(f"_{key}{_folder_safe(value)}" for key, value in sorted((settings or {}).items()))
             run_dir = out / f"run_{config.net}_lr{lr:g}_amp{amp}_seed{seed}{variant}"
             result = run_recipe(SELFSUP_RECIPE, config, run_dir, overwrite=True, progress=True).train
             model = load_depth_model(result.last_checkpoint)

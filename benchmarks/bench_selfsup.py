@@ -126,6 +126,9 @@ def quality(
     from depthcli.nets.loading import load_depth_model
     from depthcli.synth import synth_kitti
 
+    flagged = sorted(set(settings or {}) & {"seed", "size", "lr", "amp", "batch_size", "max_steps", "net"})
+    if flagged:
+        raise SystemExit(f"quality: set {', '.join(flagged)} with the benchmark's own flags (net: --small), not --set")
     train_root, test_root = out / "world_train", out / "world_test"
     if not train_root.is_dir():  # reuse the worlds of an earlier run into the same --out
         synth_kitti(train_root, frames=frames, size=world_size, seed=0)
@@ -154,9 +157,12 @@ def quality(
                                               "untrained": untrained.summary()}  # fmt: skip
     constant = [np.ones(size[::-1], dtype=np.float32) for _ in range(len(eval_set))]
     baseline = evaluate_predictions(constant, eval_set, EvalOptions(pred_type="depth")).summary()
-    print(json.dumps({**table, "baseline": baseline}, indent=2))
+    run_settings = {"steps": steps, "size": size, "batch_size": batch_size, "lr": lr, "amp": amp, "small": small}
+    results = {"settings": {**run_settings, "set": settings or {}}, "rows": list(table.values()), "baseline": baseline}
+    (out / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
     for preset in presets:
-        rows = [row for row in table.values() if row["preset"] == preset]
+        rows = [row for row in results["rows"] if row["preset"] == preset]
         met = 0
         for row in rows:
             trained, untrained = row["trained"]["abs_rel"], row["untrained"]["abs_rel"]
@@ -169,7 +175,7 @@ def quality(
                 f"(x{trained / baseline['abs_rel']:.2f})  bar {'met' if ok else 'NOT met'}"
             )
         print(f"{preset:10s} bar met in {met} of {len(rows)} seeds")
-    return {**table, "baseline": baseline}
+    return results
 
 
 def real(args) -> dict:
@@ -190,8 +196,8 @@ def real(args) -> dict:
     tag += ("_noautomask" if args.no_automask else "") + (f"_step{args.frame_step}" if args.frame_step > 1 else "")
     tag += f"_{args.amp}" if args.amp != "auto" else ""
     tag += f"_grmc{args.pretrain_steps}" if args.pretrain_steps else ""
-    run_dir = args.out / tag
-    tag += "".join(f"_{key}{value}" for key, value in args.set.items())
+    tag += "".join(f"_{key}{_folder_safe(value)}" for key, value in sorted(args.set.items()))
+    run_dir = args.out / tag  # named after every setting: a run that differs only in --set must not reuse another
     train_split = args.train_split or root / "train_files.txt"
     cache = build_cache(
         "kitti", root, args.out / f"train_{tag}.h5", split=train_split, size=args.size, frame_ids=frame_ids

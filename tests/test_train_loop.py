@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from depthcli.checkpoints import load_checkpoint
 from depthcli.cli.app import app
 from depthcli.engine.interrupts import TrainingInterrupted
+from depthcli.engine.optimizer import build_adam, load_optimizer_state
 from depthcli.engine.task import TrainingTask
 from depthcli.engine.trainer import STOPPED_BY_CALLBACK, TrainingDiverged, train
 from depthcli.errors import DepthcliError
@@ -245,31 +247,77 @@ def test_on_step_can_stop_the_run_which_then_resumes_where_it_stopped(tmp_path):
         assert torch.equal(a, b), name
 
 
-def test_fused_adam_matches_plain_adam_on_channels_last_nets():
-    """The loop steps with fused Adam on channels-last nets. The fused CPU kernel assumes each parameter and
-    its gradient share a memory layout (a mismatch hands each element another one's update); on the real
-    nets its first step must equal plain per-tensor Adam's. (One step: Adam's first update is about
-    lr x sign(grad), so from the second on, rounding noise in near-zero gradients flips whole updates.)"""
+def _selfsup_nets(channels_last: bool) -> nn.ModuleList:
     from depthcli.nets import build_depth_net, build_pose_net
 
     torch.manual_seed(0)
-    nets = nn.ModuleList([build_depth_net("diffnet-small"), build_pose_net()]).to(memory_format=torch.channels_last)
+    nets = nn.ModuleList([build_depth_net("diffnet-small"), build_pose_net()])
+    return nets.to(memory_format=torch.channels_last) if channels_last else nets
+
+
+def _adam_step(nets: nn.ModuleList, optimizer: torch.optim.Optimizer) -> None:
+    torch.manual_seed(1)
+    image = torch.rand(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    axisangle, translation = nets[1](image, image.flip(-1))
+    loss = nets[0](image)[("disp", 0)].square().mean() + axisangle.square().sum() + translation.abs().sum()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+def _params(nets: nn.ModuleList) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in nets.parameters()]
+
+
+def _largest_difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max((x - y).abs().max().item() for x, y in zip(a, b, strict=True))
+
+
+def test_fused_adam_matches_plain_adam_on_channels_last_nets():
+    """The loop steps with fused Adam (`build_adam`) on channels-last nets. The fused CPU kernel pairs each
+    parameter's elements with its gradient's by memory position; on the real nets its first step must equal
+    plain per-tensor Adam's. (One step: Adam's first update is about lr x sign(grad), so from the second on,
+    rounding noise in near-zero gradients flips whole updates.)"""
+    nets = _selfsup_nets(channels_last=True)
     conv_weights = [p for p in nets.parameters() if p.dim() == 4 and p.shape[-1] > 1]
     assert conv_weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in conv_weights)
-    image = torch.rand(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
-    start = [p.detach().clone() for p in nets.parameters()]
-    results = []
-    for fused in (True, False):
+    start, results = _params(nets), []
+    for optimizer_class in (build_adam, torch.optim.Adam):
         with torch.no_grad():
             for p, value in zip(nets.parameters(), start, strict=True):
                 p.copy_(value)
-        optimizer = torch.optim.Adam(nets.parameters(), lr=1e-3, fused=fused, foreach=None if fused else False)
-        axisangle, translation = nets[1](image, image.flip(-1))
-        loss = nets[0](image)[("disp", 0)].square().mean() + axisangle.square().sum() + translation.abs().sum()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        results.append([p.detach().clone() for p in nets.parameters()])
-    moved = max((a - s).abs().max().item() for a, s in zip(results[1], start, strict=True))
-    worst = max((a - b).abs().max().item() for a, b in zip(*results, strict=True))
-    assert moved > 5e-4 and worst < 1e-6  # updates of up to lr = 1e-3, equal to within float32 rounding
+        if optimizer_class is build_adam:
+            optimizer = build_adam(nets.parameters(), 1e-3, torch.device("cpu"))
+        else:
+            optimizer = torch.optim.Adam(nets.parameters(), lr=1e-3, foreach=False)
+        _adam_step(nets, optimizer)
+        results.append(_params(nets))
+    assert _largest_difference(results[1], start) > 5e-4  # updates of up to lr = 1e-3 ...
+    assert _largest_difference(*results) < 1e-6  # ... equal to within float32 rounding
+
+
+def test_resumed_optimizer_state_takes_the_parameters_layout():
+    """A run saved channels-last and resumed without it: `load_optimizer_state` puts Adam's moments in the
+    parameters' layout, so the resumed fused step equals the step the channels-last run would have taken
+    (with the moments left channels-last, the fused kernel hands elements each other's updates). eps 1e-2
+    keeps the second update a smooth function of the gradient, which the two layouts round differently."""
+    saved_nets = _selfsup_nets(channels_last=True)
+    saved = build_adam(saved_nets.parameters(), 1e-3, torch.device("cpu"))
+    saved.param_groups[0]["eps"] = 1e-2
+    _adam_step(saved_nets, saved)
+    state, weights = copy.deepcopy(saved.state_dict()), _params(saved_nets)  # as saved in the checkpoint
+    _adam_step(saved_nets, saved)  # the step the saved run would take next
+
+    nets = _selfsup_nets(channels_last=False)
+    with torch.no_grad():
+        for p, value in zip(nets.parameters(), weights, strict=True):
+            p.copy_(value)
+    resumed = build_adam(nets.parameters(), 1e-3, torch.device("cpu"))
+    load_optimizer_state(resumed, state)
+    moments = [
+        (p, resumed.state[p][key]) for p in nets.parameters() if p in resumed.state for key in ("exp_avg", "exp_avg_sq")
+    ]
+    assert len(moments) > 100 and all(moment.stride() == p.stride() for p, moment in moments)
+    _adam_step(nets, resumed)
+    assert _largest_difference(_params(saved_nets), weights) > 5e-5
+    assert _largest_difference(_params(nets), _params(saved_nets)) < 1e-6

@@ -38,6 +38,7 @@ from depthcli.data.collate import collate_samples
 from depthcli.engine import distributed, interrupts
 from depthcli.engine.device_batches import DeviceLoader, to_device
 from depthcli.engine.lr_schedule import lr_scheduler
+from depthcli.engine.optimizer import build_adam, load_optimizer_state
 from depthcli.engine.retention import save_retained
 from depthcli.engine.run_dir import RunDirectory
 from depthcli.engine.run_log import RunLog
@@ -145,9 +146,7 @@ class _TrainingLoop:
         amp = resolve_amp(config.amp, self.device)
         task.net_autocast = autocast_factory(amp, self.device)
         task.dist = ctx
-        # fused: one kernel over all parameters instead of ~10 per tensor (~1.8x the optimizer step on CPU)
-        trainable = [p for p in task.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(trainable, lr=config.lr, fused=self.device.type in ("cpu", "cuda"))
+        self.optimizer = build_adam((p for p in task.parameters() if p.requires_grad), config.lr, self.device)
         self.scheduler = lr_scheduler(self.optimizer, config, self.total_steps)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
         self.step_lr = config.lr  # the LR the last step was taken with (logged)
@@ -184,7 +183,7 @@ class _TrainingLoop:
             raise DepthcliError(f"--resume: checkpoint {path} holds no training state; it cannot be resumed")
         self.task.load_checkpoint_payload(payload, path)
         try:
-            self.optimizer.load_state_dict(train_state["optimizer"])
+            load_optimizer_state(self.optimizer, train_state["optimizer"])
             self.scheduler.load_state_dict(train_state["scheduler"])
             if train_state.get("scaler"):
                 self.scaler.load_state_dict(train_state["scaler"])

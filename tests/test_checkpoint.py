@@ -117,15 +117,20 @@ def test_load_depth_model_rebuilds_the_net(tmp_path):
         assert torch.equal(model(image)[("disp", 0)], net(image)[("disp", 0)])
 
 
-def test_a_net_trained_on_fewer_scales_loads(tmp_path):
-    """A diffnet trained with `scales=[0]` holds one disparity head; predict/eval must rebuild it so."""
+@pytest.mark.parametrize("net_name, scales", [("diffnet-small", (0,)), ("monodepth2", (0, 2))])
+def test_a_net_trained_on_fewer_scales_loads(tmp_path, net_name, scales):
+    """A run trained with `--set scales=...` holds only those disparity heads; predict/eval must rebuild it so."""
     torch.manual_seed(0)
-    net = build_depth_net("diffnet-small", scales=(0,)).eval()
-    config = {"net": "diffnet-small", "size": [64, 64], "min_depth": 0.1, "max_depth": 100.0, "scales": [0]}
+    net = build_depth_net(net_name, scales=scales).eval()
+    config = {"net": net_name, "size": [64, 64], "min_depth": 0.1, "max_depth": 100.0, "scales": list(scales)}
     path = save_checkpoint(tmp_path / "d.ckpt", {"kind": "depth", "config": config, "model": net.state_dict()})
+    loaded = load_depth_model(path).net
+    assert loaded.scales == scales
     image = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
-        assert torch.equal(load_depth_model(path).net(image)[("disp", 0)], net(image)[("disp", 0)])
+        expected, got = net(image), loaded(image)
+    for scale in scales:
+        assert torch.equal(got[("disp", scale)], expected[("disp", scale)])
 
 
 def test_load_depth_model_errors(tmp_path):

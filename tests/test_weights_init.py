@@ -20,6 +20,7 @@ from depthcli.cli.app import app
 from depthcli.engine.selfsup import SelfSupConfig, SelfSupTask
 from depthcli.engine.supervised import SupervisedConfig, SupervisedTask
 from depthcli.errors import DepthcliError
+from depthcli.nets import build_depth_net
 from depthcli.weights.initialise import describe
 from depthcli.weights.release_import import import_to_checkpoint
 
@@ -44,8 +45,8 @@ def imagenet_files(tmp_path_factory) -> dict[str, Path]:
 
 
 def _selfsup(net: str, **settings) -> SelfSupConfig:
-    scales = (0,) if net.startswith("radepth") else (0, 1, 2, 3)
-    return SelfSupConfig(preset=net, net=net, scales=scales, **settings)
+    settings.setdefault("scales", (0,) if net.startswith("radepth") else (0, 1, 2, 3))
+    return SelfSupConfig(preset=net, net=net, **settings)
 
 
 def _assert_same(module: torch.nn.Module, reference: dict[str, torch.Tensor], skip: tuple[str, ...] = ()) -> int:
@@ -201,3 +202,19 @@ def test_init_from_a_run_whose_pose_head_predates_two_poses_keeps_its_first_pose
     for a, b in zip(expected, got, strict=True):
         assert torch.equal(a, b)  # the old head's six channels are the first pose, computed as before
     assert torch.equal(task.networks["pose"].decoder.pose2.weight[6:], torch.zeros(6, 256, 1, 1))
+
+
+def test_init_from_a_run_on_fewer_scales_names_the_scales_and_loads_with_them(tmp_path):
+    """A diffnet run trained on scale 0 only holds one disparity head: --init into a four-scale run is one line
+    saying which `--set scales` fits; with it the net starts from those weights."""
+    torch.manual_seed(0)
+    net = build_depth_net("diffnet-small", scales=(0,))
+    config = {"net": "diffnet-small", "size": [64, 64], "min_depth": 0.1, "max_depth": 100.0, "scales": [0]}
+    path = save_checkpoint(tmp_path / "scale0.ckpt", {"kind": "depth", "config": config, "model": net.state_dict()})
+    with pytest.raises(
+        DepthcliError, match=r"scales \[0\] but this run trains scales \[0, 1, 2, 3\]; add --set scales=\[0\]"
+    ):
+        SelfSupTask.from_config(_selfsup("diffnet-small", init=str(path)))
+    task = SelfSupTask.from_config(_selfsup("diffnet-small", init=str(path), scales=(0,)))
+    weights = [key for key in net.state_dict() if not key.endswith("num_batches_tracked")]
+    assert _assert_same(task.networks["depth"], net.state_dict()) == len(weights)

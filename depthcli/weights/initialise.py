@@ -55,6 +55,13 @@ def _check_init(payload: dict[str, Any], path: str, config: Any, kind: str) -> D
                 f"--init {path} holds {key} {theirs!r} but this run trains {ours!r}; pick the matching preset "
                 f"(--preset {theirs}) or another checkpoint"
             )
+    ours, theirs = getattr(config, "scales", None), stored.scales
+    if theirs is not None and ours is not None and sorted(theirs) != sorted(ours):
+        listed = "[" + ",".join(str(scale) for scale in sorted(theirs)) + "]"
+        raise DepthcliError(
+            f"--init {path} holds disparity heads for scales {listed} but this run trains scales "
+            f"{sorted(ours)}; add --set scales={listed} or start from another checkpoint"
+        )
     return stored
 
 

@@ -285,7 +285,9 @@ class DepthModelConfig:
     size: tuple[int, int] = setting((640, 192), "Training size WxH.", rule=NET_SIZE)
     min_depth: float = setting(0.1, "Depth (m) of the largest disparity.", rule=MIN_DEPTH)
     max_depth: float = setting(100.0, "Depth (m) of the smallest disparity.", rule=POSITIVE)
-    scales: tuple[int, ...] | None = setting(None, "Disparity scales the net outputs (None: its default).")
+    scales: tuple[int, ...] | None = setting(
+        None, "Disparity scales the net outputs (None: its default).", rule=Rule(low=0, high=3)
+    )
     pose_net: str | None = setting(None, "Pose net it was trained with.")
     data: str | None = setting(None, "Training data.")
     split: str | None = setting(None, "Training split.")

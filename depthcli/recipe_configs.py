@@ -141,6 +141,13 @@ class SelfSupConfig(TrainConfig):
     pose_jitter: bool = setting(
         True, "The pose net sees the colour-jittered frames (RA-Depth feeds it the plain ones)."
     )
+    # From random weights on little data, a pose net that first explains forward driving as sideways motion
+    # pulls the depth into a left-far/right-near layout it never leaves (bench_selfsup's quality bar, README).
+    initial_forward_motion: float = setting(
+        0.0,
+        "Forward translation per frame pair the untrained pose net starts from (0: the papers' initialisation).",
+        rule=NON_NEGATIVE,
+    )
     arbitrary_scale: bool = setting(False, "RA-Depth: high/low-scale variants and their cross-scale consistency.")
     high_scale_range: tuple[float, float] = setting(
         (1.1, 2.0), "RA-Depth: range of the high scale factor.", rule=Rule(low=1, high=4, ordered=True)

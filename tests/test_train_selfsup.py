@@ -15,6 +15,7 @@ from depthcli.engine.selfsup import SelfSupTask, from_scratch_schedule, training
 from depthcli.engine.trainer import train
 from depthcli.errors import DepthcliError
 from depthcli.geometry import intrinsics_from_normalised
+from depthcli.nets.pose import POSE_SCALE
 from depthcli.recipe_configs import SELFSUP
 
 KITTI_K = torch.tensor([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
@@ -178,6 +179,28 @@ def test_consistency_weight_ramps_in_over_its_steps():
         photometric = losses["photometric_middle"] + losses["photometric_high"] + losses["photometric_low"]
         assert losses["consistency"] > 0
         assert torch.allclose(losses["loss"], photometric + weight * losses["consistency"], atol=1e-6), step
+
+
+def test_initial_forward_motion_moves_each_source_camera_forward():
+    """`initial_forward_motion` d sets the untrained pose net's forward translation to d (in place of the
+    random bias the papers' init draws) in the direction of driving forward: a target point lands nearer in
+    the next frame's camera (tz falls) and further in the previous one's; rotations and the sideways parts
+    stay as the papers' init has them."""
+    batch = _batch_of(SlidingTexture(transform=None)[0])
+    poses, random_bias = {}, None
+    for distance in (0.0, 0.005):
+        config = SELFSUP.build_config("monodepth2", overrides={"size": SIZE, "initial_forward_motion": distance})
+        torch.manual_seed(0)
+        task = SelfSupTask(config).eval()
+        random_bias = task.networks["pose"].decoder.pose2.bias[5].item() if distance == 0 else random_bias
+        with torch.no_grad():
+            poses[distance] = task._poses(batch)
+    change = -0.005 - POSE_SCALE * random_bias  # the raw tz, scaled: -0.005 in place of 0.01 x the random bias
+    for frame, shift in ((1, change), (-1, -change)):
+        plain, moved = poses[0.0][frame], poses[0.005][frame]
+        expected = plain.clone()
+        expected[:, 2, 3] += shift
+        assert torch.allclose(moved, expected, atol=2e-5), frame  # the previous frame's is an inverse: R^T t
 
 
 @pytest.mark.parametrize("key", ["consistency_ramp", "boundary_ramp"])

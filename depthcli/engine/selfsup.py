@@ -48,6 +48,8 @@ class SelfSupTask(TrainingTask):
             )
         self.networks["depth"] = depth
         self.networks["pose"] = build_pose_net(config.pose_net)
+        if config.initial_forward_motion:
+            self.networks["pose"].decoder.start_moving_forward(config.initial_forward_motion)
         self.smoothness = EdgeAwareSmoothness()
         self.consistency = CrossScaleConsistency(config.consistency_low_mask)
         self.sources = tuple(f for f in config.frame_ids if f != 0)

@@ -34,6 +34,13 @@ class PoseDecoder(nn.Module):
         self.pose2 = nn.Conv2d(256, 6 * POSES_PREDICTED, 1)
         self.relu = nn.ReLU()
 
+    def start_moving_forward(self, distance: float) -> None:
+        """Set the first pose's forward-translation bias (drawn at random, within +-6e-4 after scaling) so that
+        the untrained net starts at `distance` forward: the pair's later camera `distance` further along +z,
+        target points landing that much nearer (tz = -distance, give or take what the weights add)."""
+        with torch.no_grad():
+            self.pose2.bias[5] = -distance / POSE_SCALE
+
     def forward(self, feature: Tensor) -> tuple[Tensor, Tensor]:
         x = self.relu(self.squeeze(feature))
         x = self.relu(self.pose0(x))

@@ -101,9 +101,11 @@ def throughput(presets: list[str], sizes: list[tuple[int, int]], batch_size: int
     return rows
 
 
-def _folder_safe(value) -> str:
-    """A --set value as part of a folder name: [0, -2, 2] -> "0,-2,2" (no brackets, quotes or spaces)."""
-    return re.sub(r"[^\w.,+-]", "", json.dumps(value))
+def _settings_tag(settings: dict) -> str:
+    """--set values as part of a folder name: {"frame_ids": [0, -2, 2]} -> "_frame_ids0,-2,2" (no brackets,
+    quotes or spaces), so that runs differing only in --set never share a folder."""
+    unsafe = re.compile(r"[^\w.,+-]")
+    return "".join(f"_{key}{unsafe.sub('', json.dumps(value))}" for key, value in sorted(settings.items()))
 
 
 def quality(
@@ -145,8 +147,7 @@ def quality(
                 overrides["net"] = f"{SELFSUP.preset_values(preset)['net']}-small"
             config = SELFSUP.build_config(preset, overrides=overrides)
             start = time.monotonic()
-            variant = "".join(f"_{key}{_folder_safe(value)}" for key, value in sorted((settings or {}).items()))
-            run_dir = out / f"run_{config.net}_lr{lr:g}_amp{amp}_seed{seed}{variant}"
+            run_dir = out / f"run_{config.net}_lr{lr:g}_amp{amp}_seed{seed}{_settings_tag(settings or {})}"
             result = run_recipe(SELFSUP_RECIPE, config, run_dir, overwrite=True, progress=True).train
             model = load_depth_model(result.last_checkpoint)
             trained = evaluate_model(model.net, eval_set, [size], model.min_depth, model.max_depth)[0].summary()
@@ -196,8 +197,8 @@ def real(args) -> dict:
     tag += ("_noautomask" if args.no_automask else "") + (f"_step{args.frame_step}" if args.frame_step > 1 else "")
     tag += f"_{args.amp}" if args.amp != "auto" else ""
     tag += f"_grmc{args.pretrain_steps}" if args.pretrain_steps else ""
-    tag += "".join(f"_{key}{_folder_safe(value)}" for key, value in sorted(args.set.items()))
-    run_dir = args.out / tag  # named after every setting: a run that differs only in --set must not reuse another
+    tag += _settings_tag(args.set)
+    run_dir = args.out / tag
     train_split = args.train_split or root / "train_files.txt"
     cache = build_cache(
         "kitti", root, args.out / f"train_{tag}.h5", split=train_split, size=args.size, frame_ids=frame_ids

@@ -269,6 +269,12 @@ def _params(nets: nn.ModuleList) -> list[torch.Tensor]:
     return [p.detach().clone() for p in nets.parameters()]
 
 
+def _set_params(nets: nn.ModuleList, values: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for p, value in zip(nets.parameters(), values, strict=True):
+            p.copy_(value)
+
+
 def _largest_difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return max((x - y).abs().max().item() for x, y in zip(a, b, strict=True))
 
@@ -282,15 +288,12 @@ def test_fused_adam_matches_plain_adam_on_channels_last_nets():
     conv_weights = [p for p in nets.parameters() if p.dim() == 4 and p.shape[-1] > 1]
     assert conv_weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in conv_weights)
     start, results = _params(nets), []
-    for optimizer_class in (build_adam, torch.optim.Adam):
-        with torch.no_grad():
-            for p, value in zip(nets.parameters(), start, strict=True):
-                p.copy_(value)
-        if optimizer_class is build_adam:
-            optimizer = build_adam(nets.parameters(), 1e-3, torch.device("cpu"))
-        else:
-            optimizer = torch.optim.Adam(nets.parameters(), lr=1e-3, foreach=False)
-        _adam_step(nets, optimizer)
+    for make_optimizer in (
+        lambda params: build_adam(params, 1e-3, torch.device("cpu")),  # the loop's (fused)
+        lambda params: torch.optim.Adam(params, lr=1e-3, foreach=False),  # the per-tensor reference
+    ):
+        _set_params(nets, start)
+        _adam_step(nets, make_optimizer(nets.parameters()))
         results.append(_params(nets))
     assert _largest_difference(results[1], start) > 5e-4  # updates of up to lr = 1e-3 ...
     assert _largest_difference(*results) < 1e-6  # ... equal to within float32 rounding
@@ -309,9 +312,7 @@ def test_resumed_optimizer_state_takes_the_parameters_layout():
     _adam_step(saved_nets, saved)  # the step the saved run would take next
 
     nets = _selfsup_nets(channels_last=False)
-    with torch.no_grad():
-        for p, value in zip(nets.parameters(), weights, strict=True):
-            p.copy_(value)
+    _set_params(nets, weights)
     resumed = build_adam(nets.parameters(), 1e-3, torch.device("cpu"))
     load_optimizer_state(resumed, state)
     moments = [

@@ -15,7 +15,7 @@ from depthcli.engine.selfsup import SelfSupTask, from_scratch_schedule, training
 from depthcli.engine.trainer import train
 from depthcli.errors import DepthcliError
 from depthcli.geometry import intrinsics_from_normalised
-from depthcli.nets.pose import POSE_SCALE
+from depthcli.nets.pose import FORWARD_CHANNEL, POSE_SCALE
 from depthcli.recipe_configs import SELFSUP
 
 KITTI_K = torch.tensor([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
@@ -192,7 +192,7 @@ def test_initial_forward_motion_moves_each_source_camera_forward():
         config = SELFSUP.build_config("monodepth2", overrides={"size": SIZE, "initial_forward_motion": distance})
         torch.manual_seed(0)
         task = SelfSupTask(config).eval()
-        random_bias = task.networks["pose"].decoder.pose2.bias[5].item() if distance == 0 else random_bias
+        random_bias = task.networks["pose"].decoder.pose2.bias[FORWARD_CHANNEL].item() if distance == 0 else random_bias
         with torch.no_grad():
             poses[distance] = task._poses(batch)
     change = -0.005 - POSE_SCALE * random_bias  # the raw tz, scaled: -0.005 in place of 0.01 x the random bias

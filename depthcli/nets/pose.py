@@ -21,6 +21,7 @@ POSE_SCALE = 0.01
 # monodepth2's decoder (and so DIFFNet's and RA-Depth's) predicts two poses per frame pair; its trainer
 # uses only the first. We keep the second output so that released pose nets load unchanged.
 POSES_PREDICTED = 2
+FORWARD_CHANNEL = 5  # the first pose's tz: each pose is axis-angle (0-2) then translation (3-5)
 
 
 class PoseDecoder(nn.Module):
@@ -39,7 +40,7 @@ class PoseDecoder(nn.Module):
         the untrained net starts at `distance` forward: the pair's later camera `distance` further along +z,
         target points landing that much nearer (tz = -distance, give or take what the weights add)."""
         with torch.no_grad():
-            self.pose2.bias[5] = -distance / POSE_SCALE
+            self.pose2.bias[FORWARD_CHANNEL] = -distance / POSE_SCALE
 
     def forward(self, feature: Tensor) -> tuple[Tensor, Tensor]:
         x = self.relu(self.squeeze(feature))

@@ -26,7 +26,7 @@ from pathlib import Path
 from selfsup_runs import load_conditions, write_json
 
 from depthcli.demo import DemoSettings, run_demo
-from depthcli.sizes import parse_size
+from depthcli.sizes import format_size, parse_size
 
 
 def parse_recipe(text: str) -> tuple[str, str, tuple[int, int]]:
@@ -68,9 +68,11 @@ def run_recipe(out: Path, recipe: tuple[str, str, tuple[int, int]], steps: int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo = DemoSettings()
     parser.add_argument(
-        "--recipes", default="radepth:radepth-small:192x64", help="PRESET:NET:SIZE list (default: the demo's)"
-    )
+        "--recipes", default=f"{demo.preset}:{demo.net}:{format_size(demo.train_size)}",
+        help="PRESET:NET:SIZE list (default: the demo's)",
+    )  # fmt: skip
     parser.add_argument("--steps", default="450", help="comma list of step counts (0: the time budget)")
     parser.add_argument("--budget-minutes", type=float, default=10.0, help="training budget of --steps 0")
     parser.add_argument("--seeds", default="0")
@@ -115,7 +117,10 @@ def plot(rows: list[dict], path: Path) -> Path:
         limit = min(0.5 * row["untrained"], 0.6 * row["baseline"])
         axis.hlines(limit, index - 1.6 * width, index + 1.6 * width, colors="black", linestyles="--",
                     label="bar (0.5x untrained, 0.6x constant)" if index == 0 else None)  # fmt: skip
-    labels = [f"{row['net']} {row['size']}\n{row['steps']} steps, {row['demo_minutes']:.0f} min" for row in rows]
+    labels = [
+        f"{row['net']} {row['size']} seed {row['seed']}\n{row['steps']} steps, {row['demo_minutes']:.0f} min"
+        for row in rows
+    ]
     axis.set_xticks(range(len(rows)), labels, fontsize="small")
     axis.set_ylabel("abs_rel, held-out drive")
     axis.legend(fontsize="x-small")

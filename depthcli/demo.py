@@ -1,7 +1,7 @@
 """`depthcli demo`: the whole pipeline on a synthetic KITTI-like world, and the proof that training learns.
 
-synth world -> training + eval caches -> RA-Depth self-supervised training within a time budget (the
-recipe on the half-width `radepth-small` net at 192x64, so that a 2-core CPU takes enough steps, with the
+synth world -> training + eval caches -> DIFFNet self-supervised training within a time budget (the
+recipe on the half-width `diffnet-small` net at 320x96, so that a 2-core CPU takes enough steps, with the
 from-scratch schedule of `depthcli.engine.selfsup.from_scratch_schedule`) ->
 KITTI-Eigen evaluation of the trained net, the same net untrained, and a constant "mean training depth"
 baseline (all median-scaled) -> resolution sweep -> a few predicted frames. Every step reuses what an
@@ -35,16 +35,16 @@ class DemoSettings:
 
     budget_minutes: float = 10.0
     world_size: tuple[int, int] = (416, 128)  # rendered frames (and GT) size
-    train_size: tuple[int, int] = (192, 64)  # network input during training
-    # RA-Depth on HRNet-W9 at 192x64 with the fast setting, 10 min on a quiet 2-core EPYC: 466 steps. DIFFNet's
-    # diffnet-small at 320x96 reached 0.24 in 450 float32 steps once, but 0.55-0.64 in replications (worse than
-    # the constant): not a reliable demo
-    preset: str = "radepth"  # the training recipe (depthcli.engine.selfsup.PRESETS)
-    net: str = "radepth-small"
+    train_size: tuple[int, int] = (320, 96)  # network input during training
+    # 400 steps with the pose net starting forward (the from-scratch schedule): abs_rel 0.266 / 0.181 on world
+    # seeds 0 / 1 (0.57x / 0.42x the constant; 0.55-0.64 from the papers' pose init). RA-Depth's recipe on
+    # radepth-small at 192x64 took a step as long (three images per sample) and plateaued at 0.26-0.27
+    preset: str = "diffnet"  # the training recipe (depthcli.engine.selfsup.PRESETS)
+    net: str = "diffnet-small"
     max_steps: int = 0  # > 0: train exactly this many steps (benchmarks); 0: as many as the budget allows
-    # neighbours two frames apart: at 192x64 a facade 25 m ahead moves under a pixel per frame (the world's car
-    # drives about 1 m per frame); twice the motion took 466 steps from abs_rel 0.330 to 0.269 (world seed 0,
-    # 0.58x the constant) and from 0.306 to 0.235 (seed 1, 0.55x)
+    # neighbours two frames apart: at 192x64 a facade 25 m ahead moved under a pixel per frame (the world's car
+    # drives about 1 m per frame); twice the motion took RA-Depth's 466 steps from abs_rel 0.330 to 0.269
+    # (world seed 0) and from 0.306 to 0.235 (seed 1)
     frame_ids: tuple[int, ...] = (0, -2, 2)
     drives: int = 3  # the last drive is the held-out test drive
     frames_per_drive: int = 60

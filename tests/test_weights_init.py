@@ -127,6 +127,8 @@ def test_a_random_start_says_what_the_paper_started_from():
     (line,) = describe(SelfSupTask, _selfsup("radepth"))
     assert "--encoder-init hrnetv2_w18_imagenet_pretrained.pth --pose-encoder-init resnet18" in line
     assert describe(SelfSupTask, _selfsup("radepth-small")) == []  # no paper, no ImageNet HRNet-W9
+    (line,) = describe(SelfSupTask, _selfsup("radepth-small", initial_forward_motion=0.005))
+    assert line == "pose head starts at 0.005 forward per frame pair (initial_forward_motion)"
 
 
 @pytest.fixture(scope="module")

@@ -140,12 +140,14 @@ def describe(task_class: type, config: Any) -> list[str]:
         config = dataclasses.replace(config, boundary_loss=False)
     task = task_class(config)
     lines = initialise(task, config)
+    forward = getattr(config, "initial_forward_motion", 0.0)
+    motion = [f"pose head starts at {forward:g} forward per frame pair (initial_forward_motion)"] if forward else []
     if not lines:
         note = paper_start_note(getattr(config, "net", ""))
-        return [note] if note else []
+        return ([note] if note else []) + motion
     if "pose" in task.networks and not any(line.startswith(("pose", "depth and pose")) for line in lines):
         lines.append(
             "note: the pose net starts from random weights; the papers started its encoder from ImageNet "
             "ResNet-18: add --pose-encoder-init resnet18-f37072fd.pth"
         )
-    return lines
+    return lines + motion

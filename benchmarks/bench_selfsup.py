@@ -16,7 +16,7 @@ baseline (read as >= 20 % lower abs_rel; an untrained net that is worse than the
 first half easy, so both are printed). `--small` trains each preset's recipe on its half-width
 HRNet-W9 net (`radepth-small`, `diffnet-small`), as `depthcli demo` does on a CPU. `--amp` sets the
 networks' precision (default auto: bf16 where the CPU has it natively; off: float32). Training runs at
-320x96 by default: at the demo's 192x64 a facade 25 m ahead moves under a pixel per frame, the
+320x96 by default: at 192x64 (the demo's size until 2026-12-02) a facade 25 m ahead moves under a pixel per frame, the
 photometric loss cannot tell it from the sky, and diffnet-small ended worse than the baseline.
 
 `real`: the same check on real KITTI frames: train from scratch on the frames of a small raw drive
@@ -102,7 +102,7 @@ def throughput(presets: list[str], sizes: list[tuple[int, int]], batch_size: int
 
 
 # On the real frames the from-scratch schedule's forward start made RA-Depth's recipe worse on each of 4 seeds
-# (README, claim 5): this check keeps the papers' pose init unless --set initial_forward_motion=D
+# (README, claim 5; other recipes not measured): this check keeps the papers' pose init unless --set says D
 REAL_FRAMES_POSE_START = {"initial_forward_motion": 0.0}
 
 

@@ -97,7 +97,7 @@ def fmt(size: tuple[int, int]) -> str:
 
 
 def from_scratch_schedule(steps: int) -> dict[str, Any]:
-    """The short from-scratch schedule of `depthcli demo` and bench_selfsup (warmup, consistency ramp, LR drop)."""
+    """The from-scratch schedule of `depthcli demo` and bench_selfsup (warmup, ramps, forward pose start, LR drop)."""
     from depthcli.engine.selfsup import from_scratch_schedule as schedule
 
     return schedule(steps)

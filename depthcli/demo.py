@@ -38,7 +38,8 @@ class DemoSettings:
     train_size: tuple[int, int] = (320, 96)  # network input during training
     # 400 steps with the pose net starting forward (the from-scratch schedule): abs_rel 0.266 / 0.181 on world
     # seeds 0 / 1 (0.57x / 0.42x the constant; 0.55-0.64 from the papers' pose init). RA-Depth's recipe on
-    # radepth-small at 192x64 took a step as long (three images per sample) and plateaued at 0.26-0.27
+    # radepth-small at 192x64 did a few steps fewer in the budget (498 vs 589; three images per sample) and
+    # plateaued at 0.26-0.27
     preset: str = "diffnet"  # the training recipe (depthcli.engine.selfsup.PRESETS)
     net: str = "diffnet-small"
     max_steps: int = 0  # > 0: train exactly this many steps (benchmarks); 0: as many as the budget allows
@@ -126,7 +127,7 @@ def _selfsup_config(train_cache: Path, settings: DemoSettings, max_steps: int = 
             "data": str(train_cache),
             "size": settings.train_size,
             "epochs": 1000,
-            **from_scratch_schedule(max_steps),  # warmup, consistency ramp, LR drop for the last quarter
+            **from_scratch_schedule(max_steps),  # warmup, forward pose start, LR drop for the last quarter
             "max_minutes": settings.budget_minutes,  # a safety stop should the machine slow down
             "net": settings.net,
             "batch_size": settings.batch_size,

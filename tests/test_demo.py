@@ -8,6 +8,7 @@ import json
 import pytest
 
 from depthcli.demo import DemoSettings, run_demo
+from depthcli.engine.selfsup import FROM_SCRATCH_FORWARD_MOTION
 from depthcli.errors import DepthcliError
 
 METRIC_KEYS = {"abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3", "n_images", "median_ratio"}
@@ -41,7 +42,7 @@ def test_summary_says_what_was_trained_for_how_long(tiny_demo):
     assert training["frame_ids"] == [0, -2, 2]  # neighbours two frames apart
     config = json.loads((tiny_demo.out_dir / "run" / "config.json").read_text())
     assert config["frame_ids"] == [0, -2, 2]
-    assert config["initial_forward_motion"] == 0.005  # from scratch, the pose net starts moving forward
+    assert config["initial_forward_motion"] == FROM_SCRATCH_FORWARD_MOTION  # from scratch: the pose net moves forward
     # the timed step count, or fewer when the budget's safety stop came first (a busy machine)
     assert 1 <= training["steps"] <= training["planned_steps"]
     assert training["minutes"] > 0 and not training["resumed"]

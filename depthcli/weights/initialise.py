@@ -141,7 +141,10 @@ def describe(task_class: type, config: Any) -> list[str]:
     task = task_class(config)
     lines = initialise(task, config)
     forward = getattr(config, "initial_forward_motion", 0.0)
-    motion = [f"pose head starts at {forward:g} forward per frame pair (initial_forward_motion)"] if forward else []
+    starts_forward = forward and not getattr(config, "init", None)  # --init loads the pose net over the start
+    motion = (
+        [f"pose head starts at {forward:g} forward per frame pair (initial_forward_motion)"] if starts_forward else []
+    )
     if not lines:
         note = paper_start_note(getattr(config, "net", ""))
         return ([note] if note else []) + motion

@@ -187,14 +187,14 @@ def test_initial_forward_motion_moves_each_source_camera_forward():
     the next frame's camera (tz falls) and further in the previous one's; rotations and the sideways parts
     stay as the papers' init has them."""
     batch = _batch_of(SlidingTexture(transform=None)[0])
-    poses, random_bias = {}, None
+    tasks, poses = {}, {}
     for distance in (0.0, 0.005):
         config = SELFSUP.build_config("monodepth2", overrides={"size": SIZE, "initial_forward_motion": distance})
         torch.manual_seed(0)
-        task = SelfSupTask(config).eval()
-        random_bias = task.networks["pose"].decoder.pose2.bias[FORWARD_CHANNEL].item() if distance == 0 else random_bias
+        tasks[distance] = SelfSupTask(config).eval()
         with torch.no_grad():
-            poses[distance] = task._poses(batch)
+            poses[distance] = tasks[distance]._poses(batch)
+    random_bias = tasks[0.0].networks["pose"].decoder.pose2.bias[FORWARD_CHANNEL].item()
     change = -0.005 - POSE_SCALE * random_bias  # the raw tz, scaled: -0.005 in place of 0.01 x the random bias
     for frame, shift in ((1, change), (-1, -change)):
         plain, moved = poses[0.0][frame], poses[0.005][frame]

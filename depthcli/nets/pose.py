@@ -10,6 +10,8 @@ coordinates into frame_b's camera coordinates. So, to warp source frames onto ta
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -41,6 +43,11 @@ class PoseDecoder(nn.Module):
         target points landing that much nearer (tz = -distance, give or take what the weights add)."""
         with torch.no_grad():
             self.pose2.bias[FORWARD_CHANNEL] = -distance / POSE_SCALE
+
+    def starts_moving_forward(self, distance: float) -> bool:
+        """Whether the forward bias is still the one `start_moving_forward(distance)` set (weights loaded later,
+        e.g. by --init, replace it)."""
+        return math.isclose(self.pose2.bias[FORWARD_CHANNEL].item(), -distance / POSE_SCALE, rel_tol=1e-6)
 
     def forward(self, feature: Tensor) -> tuple[Tensor, Tensor]:
         x = self.relu(self.squeeze(feature))

@@ -141,7 +141,8 @@ def describe(task_class: type, config: Any) -> list[str]:
     task = task_class(config)
     lines = initialise(task, config)
     forward = getattr(config, "initial_forward_motion", 0.0)
-    starts_forward = forward and not getattr(config, "init", None)  # --init loads the pose net over the start
+    pose = task.networks["pose"] if "pose" in task.networks else None
+    starts_forward = forward and pose is not None and pose.decoder.starts_moving_forward(forward)
     motion = (
         [f"pose head starts at {forward:g} forward per frame pair (initial_forward_motion)"] if starts_forward else []
     )

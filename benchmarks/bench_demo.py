@@ -38,7 +38,7 @@ def run_recipe(out: Path, recipe: tuple[str, str, tuple[int, int]], steps: int, 
     """One demo run (steps 0: within `minutes` of training, as `depthcli demo`); reused from bench_demo.json."""
     preset, net, size = recipe
     budget = f"{steps}" if steps else f"{minutes:g}min"
-    run_dir = out / f"{net}_{size[0]}x{size[1]}_{budget}_s{seed}"
+    run_dir = out / f"{preset}_{net}_{size[0]}x{size[1]}_{budget}_s{seed}"  # a recipe per preset and net
     if (run_dir / "bench_demo.json").is_file():
         return json.loads((run_dir / "bench_demo.json").read_text())
     settings = DemoSettings(

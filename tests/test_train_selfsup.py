@@ -181,6 +181,20 @@ def test_consistency_weight_ramps_in_over_its_steps():
         assert torch.allclose(losses["loss"], photometric + weight * losses["consistency"], atol=1e-6), step
 
 
+@pytest.mark.parametrize("automask", [True, False])
+def test_automask_dropped_is_the_whole_frame_when_the_camera_stands_still(automask):
+    """Identical frames: every source as it is matches the target exactly (error 0), which no warp with a random
+    depth and pose does, so the automask drops every pixel; without automasking nothing is dropped or logged."""
+    config = SELFSUP.build_config("monodepth2", overrides={"size": SIZE, "automask": automask})
+    torch.manual_seed(0)
+    task = SelfSupTask(config)
+    losses = task(_batch_of(SlidingTexture(shift=0, transform=training_transform(config))[0]))
+    if automask:
+        assert losses["automask_dropped"].item() > 0.99
+    else:
+        assert "automask_dropped" not in losses
+
+
 def test_initial_forward_motion_moves_each_source_camera_forward():
     """`initial_forward_motion` d sets the untrained pose net's forward translation to d (in place of the
     random bias the papers' init draws) in the direction of driving forward: a target point lands nearer in

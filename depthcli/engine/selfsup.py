@@ -81,6 +81,8 @@ class SelfSupTask(TrainingTask):
         poses = self._poses(batch)
         middle, middle_selected, middle_disp = self._variant_loss(batch, batch[("color_aug", 0, 0)], 0, poses)
         losses = {}
+        if self.config.automask:  # logged, not optimised: how much of the frame the photometric loss ignores
+            losses["automask_dropped"] = middle_selected.float().mean()
         if self.boundary is not None:
             losses["boundary"] = self._boundary_loss(batch[("color", 0, 0)], middle_disp)
             boundary_weight = ramped_weight(self.config.boundary_weight, self.config.boundary_ramp, self.step)

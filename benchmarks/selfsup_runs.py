@@ -96,13 +96,6 @@ def fmt(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-def from_scratch_schedule(steps: int) -> dict[str, Any]:
-    """The from-scratch schedule of `depthcli demo` and bench_selfsup (warmup, ramps, forward pose start, LR drop)."""
-    from depthcli.engine.selfsup import from_scratch_schedule as schedule
-
-    return schedule(steps)
-
-
 def train_run(
     run_dir: Path,
     preset: str,
@@ -124,6 +117,8 @@ def train_run(
     `config` adds config keys (e.g. `net`); they travel in a JSON `--config` file, as a user would write them.
     Returns the run record: checkpoint, command, wall minutes, CPU share and the load around the run.
     """
+    from depthcli.engine.selfsup import from_scratch_schedule  # torch only once a run trains
+
     record_path = run_dir / RUN_RECORD
     if record_path.is_file():
         return json.loads(record_path.read_text())

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_pretrain.py [--frames 48] [--image-size 128x96] [--net monodepth2]
         [--pretrain-steps 50] [--pretrain-size 64x64] [--pretrain-batch 16] [--queue 256]
-        [--finetune-steps 20] [--finetune-size 96x64] [--finetune-batch 8]
+        [--finetune-steps 20] [--finetune-size 96x64] [--finetune-batch 8] [--finetune-warmup 0]
         [--fractions 0.01,0.1,1.0] [--methods gradient,moco,random] [--seeds 0] [--world-seed 0]
         [--out DIR] [--json FILE] [--plot FILE] [--device cpu|cuda]
 
@@ -100,6 +100,7 @@ def finetune(args, cache: Path, fraction: float, init: Path | None, run_dir: Pat
             "size": args.finetune_size,
             "batch_size": args.finetune_batch,
             "lr": args.finetune_lr,
+            "warmup_steps": args.finetune_warmup,
             "max_steps": args.finetune_steps,
             "save_every": 0,
             "num_workers": args.workers,
@@ -151,6 +152,9 @@ def main() -> None:
     parser.add_argument("--finetune-size", type=parse_size, default=(96, 64))
     parser.add_argument("--finetune-batch", type=int, default=8)
     parser.add_argument("--finetune-lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--finetune-warmup", type=int, default=0, help="LR warmup steps of fine-tuning (names its runs _wuN)"
+    )
     parser.add_argument("--fractions", default="0.01,0.1,1.0")
     parser.add_argument("--methods", default=",".join(METHODS), help="any of gradient, moco, random")
     parser.add_argument("--seeds", default="0", help="training seeds (pretraining, label subset, fine-tuning)")
@@ -194,7 +198,8 @@ def main() -> None:
                           f"{args.pretrain_batch}, {speed:.1f} images/s")  # fmt: skip
             for fraction in fractions:
                 for method in methods:
-                    run_dir = out / f"finetune_{method}_{fraction}_s{seed}"
+                    warmup = f"_wu{args.finetune_warmup}" if args.finetune_warmup else ""
+                    run_dir = out / f"finetune_{method}_{fraction}{warmup}_s{seed}"
                     metrics = finetune(args, cache, fraction, inits[method], run_dir, device, seed)
                     results.append({"method": method, "fraction": fraction, "seed": seed, **metrics})
                     print(f"  seed {seed} {method:8s} {fraction:5.0%}: abs_rel {metrics['abs_rel']:.3f}")

@@ -27,6 +27,7 @@ clearly below the constant's (at most 0.8x). Switches for what may stop learning
 `--no-automask`, `--lr`, `--size`, `--frame-step K` (neighbours K frames apart: K times the parallax; the
 training cache stores frame offsets 0,-K,K), `--set KEY=VALUE` (any training config key, as `train --set`),
 `--pretrain-steps N` (GrMC-pretrain the encoder on the same frames first) and `--encoder-init CKPT`.
+Each row also says which share of the pixels the automask dropped over the last quarter of the run.
 """
 
 from __future__ import annotations
@@ -249,12 +250,16 @@ def real(args) -> dict:
     row["passed"] = trained <= 0.8 * baseline
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     row["curve"] = [[r["step"], r["val"]["abs_rel"]] for r in history if "val" in r]
+    dropped = [r["automask_dropped"] for r in history if "automask_dropped" in r]
+    row["automask_dropped_last_quarter"] = float(np.mean(dropped[-max(1, len(dropped) // 4) :])) if dropped else None
     row["bands"] = band_scores(trained_net, eval_set, args.size, config)
     print(
         f"{tag}: abs_rel trained {trained:.3f}  untrained {row['untrained']['abs_rel']:.3f}  constant {baseline:.3f} "
         f"(x{trained / baseline:.2f}; a1 {row['trained']['a1']:.3f} vs {row['baseline']['a1']:.3f})  "
         f"{'PASSED' if row['passed'] else 'not passed'} (<= 0.8x the constant), {minutes:.1f} min"
     )
+    if dropped:
+        print(f"  automask: {row['automask_dropped_last_quarter']:.0%} of the pixels dropped (last quarter of the run)")
     for band, scores in row["bands"].items():
         print(f"  columns {band:>8s}: abs_rel trained {scores['trained']:.3f}  constant {scores['constant']:.3f}")
     record.write_text(json.dumps(row, indent=2) + "\n")

@@ -117,11 +117,11 @@ def train_run(
     `config` adds config keys (e.g. `net`); they travel in a JSON `--config` file, as a user would write them.
     Returns the run record: checkpoint, command, wall minutes, CPU share and the load around the run.
     """
-    from depthcli.engine.selfsup import from_scratch_schedule  # torch only once a run trains
-
     record_path = run_dir / RUN_RECORD
     if record_path.is_file():
         return json.loads(record_path.read_text())
+    from depthcli.engine.selfsup import from_scratch_schedule  # torch only once a run trains
+
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     keys = {
         **from_scratch_schedule(steps),

@@ -28,6 +28,7 @@ from depthcli.recipe_configs import SELFSUP
 
 RELATIVE_TOLERANCE = 0.01
 CONSISTENCY_TOLERANCE = 2e-3
+AUTOMASK_SHARE_TOLERANCE = 0.02  # bf16 against float32: share of pixels whose automask choice flips
 SIZE = (128, 64)
 KITTI_K = torch.tensor([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
 
@@ -112,5 +113,7 @@ def test_fast_setting_losses_stay_within_tolerance_of_float32(preset, net, monke
     for name, value in reference.items():
         if name == "consistency":  # a difference of two disparity maps: bounded absolutely
             assert fast[name].item() == pytest.approx(value, abs=CONSISTENCY_TOLERANCE), name
+        elif name == "automask_dropped":  # a share of pixels: close calls may flip, a few pixels in a hundred
+            assert fast[name].item() == pytest.approx(value, abs=AUTOMASK_SHARE_TOLERANCE), name
         else:
             assert fast[name].item() == pytest.approx(value, rel=RELATIVE_TOLERANCE), name

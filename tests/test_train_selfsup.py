@@ -195,6 +195,19 @@ def test_automask_dropped_is_the_whole_frame_when_the_camera_stands_still(automa
         assert "automask_dropped" not in losses
 
 
+def test_automask_dropped_is_none_of_the_frame_when_the_warp_is_perfect(monkeypatch):
+    """A moving camera and a warp that reproduces the target exactly (error 0): the warped source wins
+    wherever the motion changed the picture, so the automask drops only pixels the motion left unchanged."""
+    config = SELFSUP.build_config("monodepth2", overrides={"size": SIZE})
+    torch.manual_seed(0)
+    task = SelfSupTask(config)
+    batch = _batch_of(SlidingTexture(shift=2, transform=training_transform(config))[0])
+    monkeypatch.setattr(task, "_warped_sources", lambda sources, *args: {f: batch[("color", 0, 0)] for f in sources})
+    unchanged = [(batch[("color", f, 0)] - batch[("color", 0, 0)]).abs().amax(1) == 0 for f in (-1, 1)]
+    unchanged_share = (unchanged[0] | unchanged[1]).float().mean().item()
+    assert task(batch)["automask_dropped"].item() <= unchanged_share + 0.01  # (a random warp: 0.28 dropped)
+
+
 def test_initial_forward_motion_moves_each_source_camera_forward():
     """`initial_forward_motion` d sets the untrained pose net's forward translation to d (in place of the
     random bias the papers' init draws) in the direction of driving forward: a target point lands nearer in

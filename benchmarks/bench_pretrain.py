@@ -188,6 +188,7 @@ def main() -> None:
         baseline = constant_baseline(cache)
         print(f"constant prediction ({baseline['depth_m']:.2f} m): abs_rel {baseline['abs_rel']:.3f}")
         results = []
+        warmup_tag = f"_wu{args.finetune_warmup}" if args.finetune_warmup else ""  # runs of another recipe
         for seed in seeds:
             inits: dict[str, Path | None] = {"random": None}
             for method, key in (("gradient", "gradient"), ("moco", "rgb")):
@@ -198,8 +199,7 @@ def main() -> None:
                           f"{args.pretrain_batch}, {speed:.1f} images/s")  # fmt: skip
             for fraction in fractions:
                 for method in methods:
-                    warmup = f"_wu{args.finetune_warmup}" if args.finetune_warmup else ""
-                    run_dir = out / f"finetune_{method}_{fraction}{warmup}_s{seed}"
+                    run_dir = out / f"finetune_{method}_{fraction}{warmup_tag}_s{seed}"
                     metrics = finetune(args, cache, fraction, inits[method], run_dir, device, seed)
                     results.append({"method": method, "fraction": fraction, "seed": seed, **metrics})
                     print(f"  seed {seed} {method:8s} {fraction:5.0%}: abs_rel {metrics['abs_rel']:.3f}")

@@ -237,6 +237,21 @@ def test_same_seed_gives_identical_bytes(tmp_path):
     assert n1.keys() == n3.keys() and n1 != n3
 
 
+def test_worlds_of_different_seeds_share_no_drive(tmp_path):
+    """A training world and a test world rendered with other seeds must not trip the drive-overlap warning."""
+    from depthcli.evaluation.selection import data_drives, eval_selection_warnings
+
+    for seed in (0, 1, 366):
+        synth_kitti(tmp_path / f"w{seed}", frames=5, size=(32, 16), seed=seed, workers=1)
+    assert data_drives(tmp_path / "w0") == {DRIVE}
+    assert data_drives(tmp_path / "w1") == {"2000_01_02/2000_01_02_drive_0001_sync"}
+    assert data_drives(tmp_path / "w366") == {"2001_01_01/2001_01_01_drive_0001_sync"}  # 2000 is a leap year
+    test_drives = data_drives(tmp_path / "w1", tmp_path / "w1" / "test_files.txt")
+    assert eval_selection_warnings({"data": str(tmp_path / "w0")}, test_drives, "kitti") == []
+    (warning,) = eval_selection_warnings({"data": str(tmp_path / "w1")}, test_drives, "kitti")
+    assert "shares 1 drive(s)" in warning  # the same world still warns
+
+
 def test_cli_writes_and_reports(tmp_path):
     result = CliRunner().invoke(app, ["synth", "kitti", str(tmp_path / "k"), "--frames", "5", "--size", "50x20"])
     assert result.exit_code == 0, result.output

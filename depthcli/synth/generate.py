@@ -1,7 +1,9 @@
 """`synth kitti|nyu`: render the worlds and write them in the real KITTI raw / NYU layouts.
 
 KITTI output (ROOT = out):
-- `DATE/calib_cam_to_cam.txt`, `DATE/calib_velo_to_cam.txt` (KITTI syntax, rig scaled to `size`);
+- `DATE/calib_cam_to_cam.txt`, `DATE/calib_velo_to_cam.txt` (KITTI syntax, rig scaled to `size`); DATE is
+  2000_01_01 plus `seed` days, so worlds of different seeds never share a drive name (the drive-overlap
+  checks of `train` and `eval` compare drive names);
   K_0x / P_rect_0x in KITTI's 1-based pixel convention (principal point = rendered 0-based one + 1);
 - `DATE/DATE_drive_XXXX_sync/image_02/data/%010d.png`, `velodyne_points/data/%010d.bin`, both with
   `timestamps.txt` (10 Hz); with `stereo`, `image_03/data/%010d.png` too (the right camera);
@@ -24,6 +26,7 @@ error or Ctrl-C leaves no half world behind (a `kill -9` leaves only that hidden
 from __future__ import annotations
 
 import contextlib
+import datetime
 import multiprocessing
 import os
 import shutil
@@ -41,7 +44,9 @@ from depthcli.sizes import check_size_bounds
 from depthcli.synth import kitti_world, nyu_world, writers
 from depthcli.synth.scene import render_view
 
-KITTI_DATE = "2000_01_01"
+FIRST_WORLD_DATE = datetime.date(2000, 1, 1)
+# date.max is 2 921 939 days later: seeds that far apart share a date (and then drive names)
+WORLD_DATES = 2_900_000
 VIEWS_PER_ROOM = 4
 # Bounds far above any use (KITTI raw has about 47 000 frames, NYU's labelled set 1 449): a typo such as
 # --frames 1000000000 fails at once instead of filling memory with a job list.
@@ -57,8 +62,14 @@ class SynthSummary:
     files: tuple[Path, ...]  # the split / index files a user opens next
 
 
-def drive_folder(drive: int) -> str:
-    return f"{KITTI_DATE}/{KITTI_DATE}_drive_{drive + 1:04d}_sync"
+def world_date(seed: int) -> str:
+    """The KITTI date folder of the world rendered with `seed`: 2000_01_01 for seed 0, a day later per seed."""
+    return (FIRST_WORLD_DATE + datetime.timedelta(days=seed % WORLD_DATES)).strftime("%Y_%m_%d")
+
+
+def drive_folder(seed: int, drive: int) -> str:
+    date = world_date(seed)
+    return f"{date}/{date}_drive_{drive + 1:04d}_sync"
 
 
 def _check_args(frames: int, size: tuple[int, int], minimum_frames: int, workers: int, drives: int = 1) -> None:
@@ -117,7 +128,7 @@ def _kitti_frame(job: tuple) -> int:
     out, seed, drive, frames, frame, size, stereo = job
     world, poses = _drive(seed, drive, frames)
     rig = kitti_world.make_rig(size)
-    folder = Path(out) / drive_folder(drive)
+    folder = Path(out) / drive_folder(seed, drive)
     rgb, depth = render_view(world, rig.K, size, poses[frame])
     points = kitti_world.velodyne_scan(world, poses[frame] @ rig.cam2_from_velo)
     name = f"{frame:010d}"
@@ -185,10 +196,10 @@ def synth_kitti(
     stamps = writers.kitti_timestamps(frames, kitti_world.FRAME_RATE)
     splits = kitti_splits(drives, frames)
     with _staged(out) as stage:
-        writers.write_text(stage / KITTI_DATE / "calib_cam_to_cam.txt", rig.cam_to_cam_text)
-        writers.write_text(stage / KITTI_DATE / "calib_velo_to_cam.txt", rig.velo_to_cam_text)
+        writers.write_text(stage / world_date(seed) / "calib_cam_to_cam.txt", rig.cam_to_cam_text)
+        writers.write_text(stage / world_date(seed) / "calib_velo_to_cam.txt", rig.velo_to_cam_text)
         for drive in range(drives):
-            folder = stage / drive_folder(drive)
+            folder = stage / drive_folder(seed, drive)
             for sensor in ("image_02", "velodyne_points") + (("image_03",) if stereo else ()):
                 writers.write_text(folder / sensor / "timestamps.txt", stamps)
             poses = _drive(seed, drive, frames)[1]
@@ -199,7 +210,7 @@ def synth_kitti(
             for _ in _counted(results, len(jobs), progress):
                 pass
         for name, entries in splits.items():
-            lines = "".join(f"{drive_folder(d)} {f} l\n" for d, f in entries)
+            lines = "".join(f"{drive_folder(seed, d)} {f} l\n" for d, f in entries)
             writers.write_text(stage / f"{name}_files.txt", lines)
     return SynthSummary(out, drives * frames, tuple(out / f"{name}_files.txt" for name in splits))
 

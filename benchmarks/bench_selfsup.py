@@ -27,7 +27,8 @@ clearly below the constant's (at most 0.8x). Switches for what may stop learning
 `--no-automask`, `--lr`, `--size`, `--frame-step K` (neighbours K frames apart: K times the parallax; the
 training cache stores frame offsets 0,-K,K), `--set KEY=VALUE` (any training config key, as `train --set`),
 `--pretrain-steps N` (GrMC-pretrain the encoder on the same frames first) and `--encoder-init CKPT`.
-Each row also says which share of the pixels the automask dropped over the last quarter of the run.
+Each row also says which share of the pixels the automask dropped over the last quarter of the run, and per
+column band which share the trained nets' automask drops on the training frames.
 """
 
 from __future__ import annotations
@@ -253,6 +254,8 @@ def real(args) -> dict:
     dropped = [r["automask_dropped"] for r in history if "automask_dropped" in r]
     row["automask_dropped_last_quarter"] = float(np.mean(dropped[-max(1, len(dropped) // 4) :])) if dropped else None
     row["bands"] = band_scores(trained_net, eval_set, args.size, config)
+    for band, dropped_share in band_automask(run_dir, config).items():
+        row["bands"][band]["automask_dropped"] = dropped_share
     print(
         f"{tag}: abs_rel trained {trained:.3f}  untrained {row['untrained']['abs_rel']:.3f}  constant {baseline:.3f} "
         f"(x{trained / baseline:.2f}; a1 {row['trained']['a1']:.3f} vs {row['baseline']['a1']:.3f})  "
@@ -261,7 +264,10 @@ def real(args) -> dict:
     if dropped:
         print(f"  automask: {row['automask_dropped_last_quarter']:.0%} of the pixels dropped (last quarter of the run)")
     for band, scores in row["bands"].items():
-        print(f"  columns {band:>8s}: abs_rel trained {scores['trained']:.3f}  constant {scores['constant']:.3f}")
+        print(
+            f"  columns {band:>8s}: abs_rel trained {scores['trained']:.3f}  constant {scores['constant']:.3f}  "
+            f"automask dropped {scores['automask_dropped']:.0%} of its training pixels"
+        )
     record.write_text(json.dumps(row, indent=2) + "\n")
     return row
 
@@ -294,6 +300,29 @@ def band_scores(net, eval_set, size: tuple[int, int], config) -> dict:
         baseline = evaluate_predictions(constant, banded, EvalOptions(pred_type="depth")).summary()
         scores[band] = {"trained": result.summary()["abs_rel"], "constant": baseline["abs_rel"]}
     return scores
+
+
+def band_automask(run_dir: Path, config) -> dict:
+    """Share of each column band's pixels that the automask drops on the training frames, warped with the run's
+    trained depth and pose nets (no augmentation, the middle variant): which part of the frame the loss ignored."""
+    import dataclasses
+
+    from depthcli.checkpoints import load_checkpoint
+    from depthcli.data.collate import collate_samples
+    from depthcli.engine.device_batches import to_device
+    from depthcli.engine.selfsup import open_training_data
+
+    plain = dataclasses.replace(config, augment=False, arbitrary_scale=False)
+    task = SelfSupTask.from_config(plain, load_init=False)
+    task.load_checkpoint_payload(load_checkpoint(run_dir / "last.ckpt"), run_dir / "last.ckpt")
+    task.eval()
+    frames = open_training_data(plain, run_dir)
+    batch = to_device(collate_samples([frames[i] for i in range(len(frames))]), torch.device("cpu"), False)
+    with torch.no_grad():
+        kept = task.visuals(batch)["automask"][:, 0]  # 1 where a warped source explains the pixel best
+    width = kept.shape[-1]
+    return {band: 1.0 - float(kept[..., int(left * width) : int(right * width)].mean())
+            for band, (left, right) in COLUMN_BANDS.items()}  # fmt: skip
 
 
 def plot_real_curves(out: Path, path: Path) -> Path:

@@ -28,7 +28,7 @@ clearly below the constant's (at most 0.8x). Switches for what may stop learning
 training cache stores frame offsets 0,-K,K), `--set KEY=VALUE` (any training config key, as `train --set`),
 `--pretrain-steps N` (GrMC-pretrain the encoder on the same frames first) and `--encoder-init CKPT`.
 Each row also says which share of the pixels the automask dropped over the last quarter of the run, and per
-column band which share the trained nets' automask drops on the training frames.
+column band which share the trained nets' automask drops on the training frames (picture: RUN/automask.png).
 """
 
 from __future__ import annotations
@@ -304,8 +304,12 @@ def band_scores(net, eval_set, size: tuple[int, int], config) -> dict:
 
 def band_automask(run_dir: Path, config) -> dict:
     """Share of each column band's pixels that the automask drops on the training frames, warped with the run's
-    trained depth and pose nets (no augmentation, the middle variant): which part of the frame the loss ignored."""
+    trained depth and pose nets (no augmentation, the middle variant): which part of the frame the loss ignored.
+    Also writes RUN/automask.png: the middle training frame, its predicted disparity and the automask (white:
+    kept), one above the other."""
     import dataclasses
+
+    import cv2
 
     from depthcli.checkpoints import load_checkpoint
     from depthcli.data.collate import collate_samples
@@ -319,7 +323,12 @@ def band_automask(run_dir: Path, config) -> dict:
     frames = open_training_data(plain, run_dir)
     batch = to_device(collate_samples([frames[i] for i in range(len(frames))]), torch.device("cpu"), False)
     with torch.no_grad():
-        kept = task.visuals(batch)["automask"][:, 0]  # 1 where a warped source explains the pixel best
+        pictures = task.visuals(batch)
+    kept = pictures["automask"][:, 0]  # 1 where a warped source explains the pixel best
+    middle = len(frames) // 2
+    stacked = torch.cat([pictures[name][middle].expand(3, -1, -1) for name in ("input", "disparity", "automask")], 1)
+    rgb = (stacked.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    cv2.imwrite(str(run_dir / "automask.png"), rgb[:, :, ::-1])
     width = kept.shape[-1]
     return {band: 1.0 - float(kept[..., int(left * width) : int(right * width)].mean())
             for band, (left, right) in COLUMN_BANDS.items()}  # fmt: skip

@@ -2,8 +2,8 @@
 
 KITTI output (ROOT = out):
 - `DATE/calib_cam_to_cam.txt`, `DATE/calib_velo_to_cam.txt` (KITTI syntax, rig scaled to `size`); DATE is
-  2000_01_01 plus `seed` days, so worlds of different seeds never share a drive name (the drive-overlap
-  checks of `train` and `eval` compare drive names);
+  2000_01_01 plus `seed` days, so worlds of different seeds (under 2.9 million apart) never share a drive
+  name (the drive-overlap checks of `train` and `eval` compare drive names);
   K_0x / P_rect_0x in KITTI's 1-based pixel convention (principal point = rendered 0-based one + 1);
 - `DATE/DATE_drive_XXXX_sync/image_02/data/%010d.png`, `velodyne_points/data/%010d.bin`, both with
   `timestamps.txt` (10 Hz); with `stereo`, `image_03/data/%010d.png` too (the right camera);

@@ -316,7 +316,8 @@ def band_automask(run_dir: Path, config) -> dict:
     from depthcli.engine.device_batches import to_device
     from depthcli.engine.selfsup import open_training_data
 
-    plain = dataclasses.replace(config, augment=False, arbitrary_scale=False)
+    # automask on: for a --no-automask run, what the automask would have dropped
+    plain = dataclasses.replace(config, augment=False, arbitrary_scale=False, automask=True)
     task = SelfSupTask.from_config(plain, load_init=False)
     task.load_checkpoint_payload(load_checkpoint(run_dir / "last.ckpt"), run_dir / "last.ckpt")
     task.eval()

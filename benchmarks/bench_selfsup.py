@@ -303,10 +303,11 @@ def band_scores(net, eval_set, size: tuple[int, int], config) -> dict:
 
 
 def band_automask(run_dir: Path, config) -> dict:
-    """Share of each column band's pixels that the automask drops on the training frames, warped with the run's
-    trained depth and pose nets (no augmentation, the middle variant): which part of the frame the loss ignored.
-    Also writes RUN/automask.png: the middle training frame, its predicted disparity and the automask (white:
-    kept), one above the other."""
+    """Share of each column band's pixels that the automask drops on the training targets (all their pixels, not
+    only those with GT), warped with the run's trained depth and pose nets: which part of the frame the loss
+    ignored. No augmentation, and the unscaled input only (not RA-Depth's high/low variants); as in the
+    TensorBoard picture, exact ties count as dropped. Also writes RUN/automask.png: the middle training target,
+    its predicted disparity and the automask (white: kept), one above the other."""
     import dataclasses
 
     import cv2
@@ -322,21 +323,28 @@ def band_automask(run_dir: Path, config) -> dict:
     task.load_checkpoint_payload(load_checkpoint(run_dir / "last.ckpt"), run_dir / "last.ckpt")
     task.eval()
     frames = open_training_data(plain, run_dir)
-    batch = to_device(collate_samples([frames[i] for i in range(len(frames))]), torch.device("cpu"), False)
-    with torch.no_grad():
-        pictures = task.visuals(batch)
-    kept = pictures["automask"][:, 0]  # 1 where a warped source explains the pixel best
-    middle = len(frames) // 2
-    stacked = torch.cat([pictures[name][middle].expand(3, -1, -1) for name in ("input", "disparity", "automask")], 1)
-    rgb = (stacked.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    kept, picture = [], None
+    for start in range(0, len(frames), config.batch_size):  # batch by batch: any drive fits in memory
+        indices = range(start, min(start + config.batch_size, len(frames)))
+        batch = to_device(collate_samples([frames[i] for i in indices]), torch.device("cpu"), False)
+        with torch.no_grad():
+            pictures = task.visuals(batch)
+        kept.append(pictures["automask"][:, 0])  # 1 where a warped source explains the pixel best
+        if len(frames) // 2 in indices:
+            middle = len(frames) // 2 - start
+            rows = ("input", "disparity", "automask")
+            picture = torch.cat([pictures[name][middle].expand(3, -1, -1) for name in rows], 1)
+    rgb = (picture.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     cv2.imwrite(str(run_dir / "automask.png"), rgb[:, :, ::-1])
+    kept = torch.cat(kept)
     width = kept.shape[-1]
     return {band: 1.0 - float(kept[..., int(left * width) : int(right * width)].mean())
             for band, (left, right) in COLUMN_BANDS.items()}  # fmt: skip
 
 
 def plot_real_curves(out: Path, path: Path) -> Path:
-    """Validation abs_rel against step for every `real` run under OUT, with the constant's level."""
+    """Validation abs_rel against step for every `real` run under OUT, with the constant's level (the axis stops
+    at twice the constant; the legend gives each run's final abs_rel)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -352,6 +360,7 @@ def plot_real_curves(out: Path, path: Path) -> Path:
     if rows:
         axis.axhline(rows[0]["baseline"]["abs_rel"], color="grey", linestyle="--", label="constant prediction")
         axis.axhline(0.8 * rows[0]["baseline"]["abs_rel"], color="grey", linestyle=":", label="0.8x constant (bar)")
+        axis.set_ylim(0, 2 * rows[0]["baseline"]["abs_rel"])  # a run that learned nothing would flatten the rest
     axis.set_xlabel("training step")
     axis.set_ylabel("abs_rel on the trained frames")
     axis.set_title("Real KITTI frames: learning curves (Eigen, median-scaled)", fontsize="medium")

@@ -244,8 +244,8 @@ def test_worlds_of_different_seeds_share_no_drive(tmp_path):
     for seed in (0, 1, 366):
         synth_kitti(tmp_path / f"w{seed}", frames=5, size=(32, 16), seed=seed, workers=1)
     assert data_drives(tmp_path / "w0") == {DRIVE}
-    assert data_drives(tmp_path / "w1") == {"2000_01_02/2000_01_02_drive_0001_sync"}
-    assert data_drives(tmp_path / "w366") == {"2001_01_01/2001_01_01_drive_0001_sync"}  # 2000 is a leap year
+    assert data_drives(tmp_path / "w1") == {"1999_12_31/1999_12_31_drive_0001_sync"}
+    assert data_drives(tmp_path / "w366") == {"1998_12_31/1998_12_31_drive_0001_sync"}  # 1999 has 365 days
     test_drives = data_drives(tmp_path / "w1", tmp_path / "w1" / "test_files.txt")
     assert eval_selection_warnings({"data": str(tmp_path / "w0")}, test_drives, "kitti") == []
     (warning,) = eval_selection_warnings({"data": str(tmp_path / "w1")}, test_drives, "kitti")

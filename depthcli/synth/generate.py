@@ -2,8 +2,8 @@
 
 KITTI output (ROOT = out):
 - `DATE/calib_cam_to_cam.txt`, `DATE/calib_velo_to_cam.txt` (KITTI syntax, rig scaled to `size`); DATE is
-  2000_01_01 plus `seed` days, so worlds of different seeds (under 2.9 million apart) never share a drive
-  name (the drive-overlap checks of `train` and `eval` compare drive names);
+  2000_01_01 minus `seed` days (`world_date`), so that `eval`'s drive-overlap warning, which compares drive
+  names, tells worlds of different seeds apart, and no world takes a real KITTI date (2011);
   K_0x / P_rect_0x in KITTI's 1-based pixel convention (principal point = rendered 0-based one + 1);
 - `DATE/DATE_drive_XXXX_sync/image_02/data/%010d.png`, `velodyne_points/data/%010d.bin`, both with
   `timestamps.txt` (10 Hz); with `stereo`, `image_03/data/%010d.png` too (the right camera);
@@ -44,9 +44,9 @@ from depthcli.sizes import check_size_bounds
 from depthcli.synth import kitti_world, nyu_world, writers
 from depthcli.synth.scene import render_view
 
-FIRST_WORLD_DATE = datetime.date(2000, 1, 1)
-# date.max is 2 921 939 days later: seeds that far apart share a date (and then drive names)
-WORLD_DATES = 2_900_000
+WORLD_DATE_OF_SEED_0 = datetime.date(2000, 1, 1)
+# date.min is 730 119 days earlier: the dates wrap every WORLD_DATES seeds (seeds a multiple apart share one)
+WORLD_DATES = 730_000
 VIEWS_PER_ROOM = 4
 # Bounds far above any use (KITTI raw has about 47 000 frames, NYU's labelled set 1 449): a typo such as
 # --frames 1000000000 fails at once instead of filling memory with a job list.
@@ -63,8 +63,9 @@ class SynthSummary:
 
 
 def world_date(seed: int) -> str:
-    """The KITTI date folder of the world rendered with `seed`: 2000_01_01 for seed 0, a day later per seed."""
-    return (FIRST_WORLD_DATE + datetime.timedelta(days=seed % WORLD_DATES)).strftime("%Y_%m_%d")
+    """The KITTI date folder of the world rendered with `seed`: 2000_01_01 for seed 0, a day earlier per seed
+    (before any real KITTI recording), wrapping every WORLD_DATES seeds."""
+    return (WORLD_DATE_OF_SEED_0 - datetime.timedelta(days=seed % WORLD_DATES)).strftime("%Y_%m_%d")
 
 
 def drive_folder(seed: int, drive: int) -> str:

@@ -233,6 +233,8 @@ def real(args) -> dict:
     minutes = (time.monotonic() - start) / 60  # training minutes: those of the first scoring when reused
     if trained_before and record.is_file():
         minutes = json.loads(record.read_text())["minutes"]
+    elif trained_before:  # trained, never scored: from the run's first file to its last metrics line
+        minutes = ((run_dir / "metrics.jsonl").stat().st_mtime - (run_dir / "config.json").stat().st_mtime) / 60
     eval_set = open_eval_set(root, eval_split, "kitti-eigen")
     trained_net = load_depth_model(run_dir / "last.ckpt").net
     untrained_net = SelfSupTask.from_config(config).networks["depth"]

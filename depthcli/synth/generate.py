@@ -197,8 +197,9 @@ def synth_kitti(
     stamps = writers.kitti_timestamps(frames, kitti_world.FRAME_RATE)
     splits = kitti_splits(drives, frames)
     with _staged(out) as stage:
-        writers.write_text(stage / world_date(seed) / "calib_cam_to_cam.txt", rig.cam_to_cam_text)
-        writers.write_text(stage / world_date(seed) / "calib_velo_to_cam.txt", rig.velo_to_cam_text)
+        calib_dir = stage / world_date(seed)
+        writers.write_text(calib_dir / "calib_cam_to_cam.txt", rig.cam_to_cam_text)
+        writers.write_text(calib_dir / "calib_velo_to_cam.txt", rig.velo_to_cam_text)
         for drive in range(drives):
             folder = stage / drive_folder(seed, drive)
             for sensor in ("image_02", "velodyne_points") + (("image_03",) if stereo else ()):
